@@ -23,8 +23,9 @@ def test_registry_has_every_loader() -> None:
         "hh_rlhf",
         "genai_bench_video",
         "r1_reward",
+        "audio_hh_rlhf",
     }
-    with pytest.raises(KeyError, match="known: genai_bench_video"):
+    with pytest.raises(KeyError, match="known: audio_hh_rlhf, genai_bench_video"):
         get_loader("nope")
 
 

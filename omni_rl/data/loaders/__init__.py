@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from omni_rl.data.loaders import (  # noqa: F401  (each module registers its loader)
+    audio_hh_rlhf,
     genai_bench_video,
     hh_rlhf,
     mm_rlhf,

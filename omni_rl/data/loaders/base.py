@@ -14,6 +14,10 @@ from omni_rl.data.schema import TASKS, DataError, PreferencePair
 REGISTRY: dict[str, type[Loader]] = {}
 
 
+class LoaderOptionError(ValueError):
+    """A loader option the loader does not know, or a value it does not accept (a user typo)."""
+
+
 @dataclass
 class Reject:
     """A skipped row: where it came from and why, so nothing is dropped silently."""
@@ -135,10 +139,46 @@ class Loader:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    # Options this loader reads (name -> what it does); anything else is a typo and an error.
+    OPTIONS: ClassVar[dict[str, str]] = {}
+    COMMON_OPTIONS: ClassVar[dict[str, str]] = {"source_name": "name written as the pairs' `source`"}
+    # Options whose value must be one of a fixed set (checked before any row is read).
+    OPTION_CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, ctx: LoadContext) -> None:
         self.ctx = ctx
         self.options = ctx.options
+        self.check_options(ctx.options)
+
+    @classmethod
+    def valid_options(cls) -> dict[str, str]:
+        """Every option this loader understands, with what it does."""
+        return {**cls.COMMON_OPTIONS, **cls.OPTIONS}
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Unknown option names are an error listing the valid ones (a typo must not be ignored)."""
+        valid = cls.valid_options()
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            listed = "; ".join(f"{k}: {v}" for k, v in valid.items())
+            raise LoaderOptionError(
+                f"loader {cls.name!r}: unknown option(s) {', '.join(map(repr, unknown))}; valid options: {listed}"
+            )
+        for key, choices in cls.OPTION_CHOICES.items():
+            if key in options and str(options[key]) not in choices:
+                raise LoaderOptionError(
+                    f"loader {cls.name!r}: {key}={options[key]!r}; expected one of {', '.join(choices)}"
+                )
+
+    def option_choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        """An option restricted to a fixed set of values; anything else names the valid ones."""
+        value = str(self.options.get(key, default))
+        if value not in choices:
+            raise LoaderOptionError(
+                f"loader {self.name!r}: {key}={value!r}; expected one of {', '.join(choices)}"
+            )
+        return value
 
     def read(self) -> Iterator[dict[str, Any] | DataError]:
         """Raw rows of the file (a bad jsonl line comes through as a DataError value)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from omni_rl.data.loaders.base import Loader, need, register, text_field
 from omni_rl.data.schema import DataError, Media, PreferencePair, Response
@@ -26,12 +26,16 @@ class GenAIBenchVideoLoader(Loader):
 
     name = "genai_bench_video"
     description = "GenAI-Bench-Video (prompt, video_left, video_right, vote_type)"
+    OPTIONS: ClassVar[dict[str, str]] = {
+        "bothbad": "tie: both-bad votes kept (scored per the eval protocol) | drop: to rejects"
+    }
+    OPTION_CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"bothbad": ("tie", "drop")}
 
     def convert(self, row: dict[str, Any], index: int) -> Iterable[PreferencePair]:
         """Left/right become chosen/rejected; the source side is kept only in meta."""
         rid = self.row_id(row, index)
         vote = normalise_vote(need(row, "vote_type", rid), rid)
-        if vote == "bothbad" and self.options.get("bothbad", "tie") == "drop":
+        if vote == "bothbad" and self.option_choice("bothbad", ("tie", "drop"), "tie") == "drop":
             raise DataError(rid, "vote_type", "bothbad vote dropped (option bothbad=drop)")
         left = self.ctx.media(rid, "video_left", need(row, "video_left", rid))
         right = self.ctx.media(rid, "video_right", need(row, "video_right", rid))

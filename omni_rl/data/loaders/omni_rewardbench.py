@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from omni_rl.data.loaders.base import Loader, check_task, register, text_field
 from omni_rl.data.schema import TASKS, DataError, Media, PreferencePair, Response
@@ -50,6 +50,9 @@ class OmniRewardBenchLoader(Loader):
     """One loader for all nine Omni-RewardBench task files."""
 
     name = "omni_rewardbench"
+    OPTIONS: ClassVar[dict[str, str]] = {
+        "task": "task for every row (default: the task folder name, a task column, or the fields)"
+    }
     description = "Omni-RewardBench (prompt, response1/2, criteria, criteria_preference, media paths)"
 
     def _label(self, row: dict[str, Any], rid: str) -> str:

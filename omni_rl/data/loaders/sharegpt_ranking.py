@@ -7,7 +7,7 @@ or a string), optional `system`, and `images|videos|audios` lists matching the `
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from omni_rl.data.loaders.base import Loader, check_task, need, register
 from omni_rl.data.schema import DataError, Media, PreferencePair, Response
@@ -49,6 +49,10 @@ class ShareGPTRankingLoader(Loader):
     """Task from option `task`, a `task` column, or the media lists (image -> ti2t, ...)."""
 
     name = "sharegpt_ranking"
+    OPTIONS: ClassVar[dict[str, str]] = {
+        "task": "task for every row (default: from media)",
+        "system_as_criteria": "use the system turn as criteria",
+    }
     description = "LLaMA-Factory sharegpt ranking / Omni-RewardData (conversations, chosen, rejected, media)"
 
     def convert(self, row: dict[str, Any], index: int) -> Iterable[PreferencePair]:
