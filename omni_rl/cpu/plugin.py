@@ -19,11 +19,14 @@ os.environ.setdefault("VERL_PLATFORM", "cpu")  # loading this plug-in is the opt
 def _register_engines() -> None:
     """Key verl's FSDP engines (which are device-agnostic torch code) under device "cpu" too."""
     from verl.workers.engine.base import EngineRegistry
-    from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead, FSDPEngineWithValueHead
+    from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithValueHead
+
+    from omni_rl.cpu.trace import traced_lm_head_engine
 
     # Runs once per process (this module body is the plug-in; Python caches the import).
+    # The LM-head engine is verl's own, subclassed only to record its model inputs under OMNI_RL_CPU_TRACE.
     for model_type, cls in (
-        ("language_model", FSDPEngineWithLMHead),
+        ("language_model", traced_lm_head_engine()),
         ("value_model", FSDPEngineWithValueHead),
     ):
         EngineRegistry.register(model_type=model_type, backend=["fsdp", "fsdp2"], device="cpu")(cls)
@@ -41,11 +44,12 @@ def _register_rollout() -> None:
     from verl.workers.rollout.replica import RolloutReplicaRegistry
 
     from omni_rl.cpu import ROLLOUT_NAME
-    from omni_rl.cpu.patches import add_rollout_adapter, patch_gloo_process_group
+    from omni_rl.cpu.patches import add_rollout_adapter, patch_gloo_process_group, patch_torchrun_process_group
 
     RolloutReplicaRegistry.register(ROLLOUT_NAME, _load_replica)
     add_rollout_adapter(ROLLOUT_NAME)
     patch_gloo_process_group()
+    patch_torchrun_process_group()  # verl's SFT trainer under torchrun (recipes/sft_genrm.sh)
 
 
 _register_engines()

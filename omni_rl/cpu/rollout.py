@@ -9,7 +9,11 @@ plugs into the same two registries those use, under the name `hf_cpu`:
   `update_weights` receives the FSDP engine's full tensors and pushes them to the server, so every step
   samples from the current policy (checkpoint_engine.backend=naive, the sync trainer's path).
 
-Select it with `actor_rollout_ref.rollout.name=hf_cpu`. Text-only: multimodal inputs raise.
+Select it with `actor_rollout_ref.rollout.name=hf_cpu`. For a vision-language model (one with an HF
+processor, e.g. Qwen2.5-VL) the server turns verl's `image_data`/`video_data` into `pixel_values` /
+`image_grid_thw` (/ `pixel_values_videos` / `video_grid_thw`) with the same processor call verl's agent loop
+uses for the actor, so rollout and actor see identical vision features. A text-only model refuses media.
+With `OMNI_RL_CPU_TRACE=<dir>` every request's input shapes are recorded (omni_rl.cpu.trace).
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
 from omni_rl.cpu import ROLLOUT_NAME
+from omni_rl.cpu.trace import describe_inputs, record
+
+# processor outputs that are positions or masks for the processor's own token ids, not media features
+_NOT_FEATURES = ("input_ids", "attention_mask", "mm_token_type_ids")
 
 
 def server_actor_name(replica_rank: int) -> str:
@@ -44,13 +52,14 @@ class HFGenerateServer:
     """Ray actor: one HF causal LM on CPU serving verl's token-in/token-out `generate` contract."""
 
     def __init__(self, config: Any, model_config: Any, replica_rank: int) -> None:
-        from transformers import AutoModelForCausalLM, GenerationConfig
+        from transformers import GenerationConfig
 
         self.config: RolloutConfig = omega_conf_to_dataclass(config)
         self.model_config: HFModelConfig = omega_conf_to_dataclass(model_config, dataclass_type=HFModelConfig)
         self.replica_rank = replica_rank
         path = self.model_config.local_path or self.model_config.path
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        self.processor = _load_processor(path)
+        self.model = _load_model(path)
         self.model.eval()
         self.gen_config = GenerationConfig.from_model_config(self.model.config)
         self.eos_token_id = self.gen_config.eos_token_id
@@ -60,6 +69,8 @@ class HFGenerateServer:
         self.global_steps: int | None = None
         self.weight_version = 0
         self.requests_served = 0
+        self.media_requests = 0
+        self.last_media_inputs: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
 
     def get_server_address(self) -> str:
@@ -72,6 +83,8 @@ class HFGenerateServer:
             "weight_version": self.weight_version,
             "global_steps": self.global_steps,
             "requests_served": self.requests_served,
+            "media_requests": self.media_requests,
+            "last_media_inputs": self.last_media_inputs,
         }
 
     async def generate(
@@ -82,16 +95,62 @@ class HFGenerateServer:
         image_data: list[Any] | None = None,
         video_data: list[Any] | None = None,
         audio_data: list[Any] | None = None,
+        mm_processor_kwargs: dict[str, Any] | None = None,
         **_ignored: Any,
     ) -> TokenOutput:
-        """Sample one response for `prompt_ids` with the current weights (requests run one at a time)."""
-        if image_data or video_data or audio_data:
-            raise NotImplementedError(
-                f"rollout {ROLLOUT_NAME!r} is text-only (request {request_id} carries media); "
-                "use rollout.name=vllm on a GPU for multimodal policies"
-            )
+        """Sample one response for `prompt_ids` (and its media) with the current weights, one at a time."""
+        media = {"images": image_data or None, "videos": video_data or None, "audio": audio_data or None}
+        self._check_media(request_id, media)
         async with self._lock:
-            return await asyncio.to_thread(self._generate_sync, list(prompt_ids), dict(sampling_params))
+            return await asyncio.to_thread(
+                self._generate_sync, list(prompt_ids), dict(sampling_params), media, mm_processor_kwargs
+            )
+
+    def _check_media(self, request_id: str, media: dict[str, Any]) -> None:
+        """Media for a model that cannot take it is a clear error, never a silently text-only sample."""
+        kinds = [k for k, v in media.items() if v]
+        if not kinds:
+            return
+        if self.processor is None:
+            raise NotImplementedError(
+                f"rollout {ROLLOUT_NAME!r}: request {request_id} carries {kinds} but the model "
+                f"{self.model_config.path} is text-only (no HF processor); use a VL model"
+            )
+        if media["audio"] and getattr(self.processor, "feature_extractor", None) is None:
+            raise NotImplementedError(
+                f"rollout {ROLLOUT_NAME!r}: request {request_id} carries audio but the model's "
+                f"processor ({type(self.processor).__name__}) has no audio feature extractor"
+            )
+
+    def media_inputs(
+        self, prompt_ids: list[int], media: dict[str, Any], mm_processor_kwargs: dict[str, Any] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The model's media features for one prompt: verl's own processor call (as its agent loop makes
+        for the actor), so pixel features match; prompt_ids already hold the expanded placeholder runs."""
+        from verl.utils.tokenizer.tokenizer import build_multimodal_processor_inputs, get_processor_token_id
+
+        placeholders = {
+            t for t in (get_processor_token_id(self.processor, k) for k in ("image", "video", "audio")) if t
+        }
+        collapsed = [
+            t
+            for i, t in enumerate(prompt_ids)
+            if not (i > 0 and t in placeholders and prompt_ids[i - 1] == t)
+        ]
+        text = self.processor.tokenizer.decode(collapsed, skip_special_tokens=True)
+        out = build_multimodal_processor_inputs(
+            self.processor, text=[text], mm_processor_kwargs=mm_processor_kwargs, **media
+        )
+        features = {k: v for k, v in dict(out.convert_to_tensors("pt")).items() if k not in _NOT_FEATURES}
+        if "mm_token_type_ids" in out:  # transformers >= 5.3 builds M-RoPE positions from it
+            ids = torch.tensor([prompt_ids], dtype=torch.long)
+            types = torch.zeros_like(ids)
+            for code, kind in enumerate(("image", "video", "audio"), start=1):
+                token = get_processor_token_id(self.processor, kind)
+                if token is not None:
+                    types[ids == token] = code
+            features["mm_token_type_ids"] = types
+        return features
 
     def _max_new_tokens(self, prompt_len: int, params: dict[str, Any]) -> int:
         """Same budget rule as verl's vLLM server: response_length, capped by prompt+response length."""
@@ -106,9 +165,28 @@ class HFGenerateServer:
             )
         return max(1, budget)
 
+    def _media_features(
+        self, prompt_ids: list[int], media: dict[str, Any] | None, mm_kwargs: dict[str, Any] | None
+    ) -> dict[str, torch.Tensor]:
+        """Features for `generate` (empty for a text prompt); counted and traced as proof of delivery."""
+        if not media or not any(media.values()):
+            return {}
+        features = self.media_inputs(prompt_ids, media, mm_kwargs)
+        self.media_requests += 1
+        self.last_media_inputs = {"prompt_len": len(prompt_ids), **describe_inputs(features)}
+        record("rollout", {"replica": self.replica_rank, **self.last_media_inputs})
+        return features
+
     @torch.no_grad()
-    def _generate_sync(self, prompt_ids: list[int], params: dict[str, Any]) -> TokenOutput:
+    def _generate_sync(
+        self,
+        prompt_ids: list[int],
+        params: dict[str, Any],
+        media: dict[str, Any] | None = None,
+        mm_kwargs: dict[str, Any] | None = None,
+    ) -> TokenOutput:
         """HF generate on one prompt; logprobs come from the raw (unwarped) logits, like vLLM's."""
+        features = self._media_features(prompt_ids, media, mm_kwargs)
         max_new = self._max_new_tokens(len(prompt_ids), params)
         temperature = float(params.get("temperature", 1.0) or 0.0)
         do_sample = temperature > 0
@@ -130,6 +208,7 @@ class HFGenerateServer:
             pad_token_id=self.pad_token_id,
             output_logits=True,
             return_dict_in_generate=True,
+            **features,
             **kwargs,
         )
         tokens = out.sequences[0, len(prompt_ids) :].tolist()
@@ -204,6 +283,22 @@ class HFGenerateServer:
 
     async def stop_profile(self) -> None:
         return None
+
+
+def _load_processor(path: str) -> Any:
+    """verl's own processor loader (None for a text-only model), so media handling matches the trainer."""
+    from verl.utils.tokenizer import hf_processor
+
+    return hf_processor(path)
+
+
+def _load_model(path: str) -> torch.nn.Module:
+    """The HF auto class verl's actor picks for this config, so pushed weight names match."""
+    from transformers import AutoConfig
+    from verl.utils.model import get_hf_auto_model_class
+
+    auto = get_hf_auto_model_class(AutoConfig.from_pretrained(path))
+    return auto.from_pretrained(path, dtype=torch.float32)
 
 
 class HFCpuReplica(RolloutReplica):
