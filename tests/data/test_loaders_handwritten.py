@@ -11,6 +11,7 @@ import pytest
 
 from omni_rl.data.loaders import REGISTRY, get_loader, load_pairs
 from omni_rl.data.loaders.vl_rewardbench import CANONICAL_COUNTS, subset_of
+from omni_rl.data.schema import DataError
 
 
 def test_registry_has_every_loader() -> None:
@@ -181,13 +182,14 @@ def test_vl_rewardbench_rows_and_full_file_counts(tmp_path: Path, stand_in, json
     assert pairs[6].tie
 
     wrong = _vlrb_rows({"general": 184, "hallucination": 748, "reasoning": 318})
-    with pytest.raises(AssertionError, match="subset counts"):
+    with pytest.raises(DataError, match="subset counts"):
         load_pairs("vl_rewardbench", jsonl(tmp_path / "wrong.jsonl", wrong), media_root=root)
     small, _ = load_pairs("vl_rewardbench", jsonl(tmp_path / "s.jsonl", wrong[:10]), media_root=root)
     assert len(small) == 10  # partial files are not held to the full-file counts
 
 
-def test_vl_rewardbench_unknown_prefix_rejected(tmp_path: Path, stand_in, jsonl) -> None:
+def test_vl_rewardbench_unknown_prefix_is_general(tmp_path: Path, stand_in, jsonl) -> None:
+    """The benchmark's rule: sources other than the named hallucination/reasoning ones are general."""
     root = stand_in(["img/a.jpg"])
     rows = [
         {
@@ -198,8 +200,8 @@ def test_vl_rewardbench_unknown_prefix_rejected(tmp_path: Path, stand_in, jsonl)
             "human_ranking": [0, 1],
         }
     ]
-    _, rejects = load_pairs("vl_rewardbench", jsonl(tmp_path / "u.jsonl", rows), media_root=root)
-    assert rejects[0].field == "id" and rejects[0].row == "mystery_1"
+    pairs, rejects = load_pairs("vl_rewardbench", jsonl(tmp_path / "u.jsonl", rows), media_root=root)
+    assert not rejects and pairs[0].id == "mystery_1" and pairs[0].subset == "general"
 
 
 # --- GenAI-Bench-Video -------------------------------------------------------------------------------

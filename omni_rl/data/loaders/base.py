@@ -14,6 +14,33 @@ from omni_rl.data.schema import TASKS, DataError, PreferencePair
 REGISTRY: dict[str, type[Loader]] = {}
 
 
+SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
+
+
+class FileError(Exception):
+    """The file as a whole cannot be read (missing, a folder, wrong type, not valid json/parquet).
+
+    Its message is one line naming the file and what to do; CLIs print it and exit 2.
+    """
+
+    def __init__(self, path: str | Path, message: str) -> None:
+        self.path = str(path)
+        self.message = message
+        super().__init__(f"{path}: {message}")
+
+
+def check_file(path: Path, allow_dir: bool = False) -> None:
+    """Fail early, naming the file, when it is missing, a folder (unless allowed) or of an unknown type."""
+    if not path.exists():
+        raise FileError(path, "file not found; check the path (data.path= / path=)")
+    if path.is_dir():
+        if allow_dir:
+            return
+        raise FileError(path, f"is a folder; pass one {'/'.join(SUFFIXES)} file inside it")
+    if path.suffix.lower() not in SUFFIXES:
+        raise FileError(path, f"unsupported file type {path.suffix or '(none)'!r}; use {', '.join(SUFFIXES)}")
+
+
 class LoaderOptionError(ValueError):
     """A loader option the loader does not know, or a value it does not accept (a user typo)."""
 
@@ -95,7 +122,9 @@ def read_records(path: Path, batch_size: int = 1024, lenient: bool = False) -> I
         if isinstance(data, dict):
             data = next((data[k] for k in ("data", "rows", "items") if isinstance(data.get(k), list)), None)
         if not isinstance(data, list):
-            raise DataError(None, "<file>", f"{path}: expected a json list of rows")
+            raise FileError(
+                path, 'expected a json list of rows (or {"data": [...]}); is this the benchmark file?'
+            )
         yield from data
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -103,9 +132,7 @@ def read_records(path: Path, batch_size: int = 1024, lenient: bool = False) -> I
         for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
             yield from batch.to_pylist()
     else:
-        raise DataError(
-            None, "<file>", f"{path}: unsupported file type {suffix!r} (use .jsonl/.json/.parquet)"
-        )
+        raise FileError(path, f"unsupported file type {suffix!r}; use {', '.join(SUFFIXES)}")
 
 
 def need(row: dict[str, Any], key: str, row_id: str | int | None) -> Any:
@@ -139,6 +166,7 @@ class Loader:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    accepts_dir: ClassVar[bool] = False  # True: `path` may be a benchmark folder the loader walks
     # Options this loader reads (name -> what it does); anything else is a typo and an error.
     OPTIONS: ClassVar[dict[str, str]] = {}
     COMMON_OPTIONS: ClassVar[dict[str, str]] = {"source_name": "name written as the pairs' `source`"}
@@ -148,6 +176,7 @@ class Loader:
     def __init__(self, ctx: LoadContext) -> None:
         self.ctx = ctx
         self.options = ctx.options
+        self.rows_read = 0  # every row of the file read so far, rejected ones included (iter_records counts)
         self.check_options(ctx.options)
 
     @classmethod
@@ -189,7 +218,20 @@ class Loader:
         raise NotImplementedError
 
     def finish(self) -> None:
-        """Called after the last row; raise to fail a file-level invariant."""
+        """Called after the last row (never when a caller stops early); raise DataError for a file-level fact."""
+
+    def facts(self) -> dict[str, Any]:
+        """File-level facts for reports (e.g. subset sizes and whether a whole-file check ran)."""
+        return {"rows": self.rows_read}
+
+    @classmethod
+    def default_media_root(cls, path: Path) -> Path:
+        """Where relative media paths resolve when the user names no media_root: the file's folder."""
+        return path if path.is_dir() else path.parent
+
+    def knows_source_order(self, pair: PreferencePair) -> bool:
+        """Whether the pair records which response the source showed first (needed by order=source)."""
+        return "source_first_is_chosen" in pair.meta
 
     def row_id(self, row: dict[str, Any], index: int, key: str = "id") -> str:
         """The row's own id, or a stable `<file stem>-<index>` when the source has none."""

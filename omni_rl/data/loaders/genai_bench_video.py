@@ -50,5 +50,5 @@ class GenAIBenchVideoLoader(Loader):
             tie=vote in ("tie", "bothbad"),
             source=self.options.get("source_name", self.name),
             subset=str(row.get("subset") or ""),
-            meta={"vote": vote},
+            meta={"vote": vote, "source_first_is_chosen": vote != "right"},
         )

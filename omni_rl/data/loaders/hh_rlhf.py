@@ -35,4 +35,5 @@ class HHRLHFLoader(Loader):
             rejected=Response(rejected),
             source=self.options.get("source_name", self.name),
             subset=str(row.get("subset") or ""),
+            meta={"source_first_is_chosen": a_wins},
         )

@@ -46,4 +46,5 @@ class MultimodalRewardBenchLoader(Loader):
             source=self.options.get("source_name", self.name),
             subset=str(row.get("Category") or ""),
             group=group,
+            meta={"source_first_is_chosen": better == "output1"},
         )

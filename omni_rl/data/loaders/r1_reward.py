@@ -99,4 +99,5 @@ class R1RewardLoader(Loader):
             rejected=Response(rejected),
             source=self.options.get("source_name", self.name),
             subset=str(row.get("subset") or ""),
+            meta={"source_first_is_chosen": m.group(1) == "1"},
         )
