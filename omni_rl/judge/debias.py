@@ -1,7 +1,12 @@
-"""Position-bias control: judge a pair in both orders and combine, measuring how often orders disagree."""
+"""Position-bias control: the ONE swap-combiner (both orders → P(x better)), used by every caller.
+
+The policy reward, best-of-N, the Python API and group judging all reach this through
+`omni_rl.judge.pipeline`, so the same GenRM gives the same P(better) everywhere.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,20 +39,18 @@ def _winner(j: OrderedJudgement, x_is_a: bool) -> str | None:
     return "x" if (j.verdict == "A") == x_is_a else "y"
 
 
+def combine_orders(items: Sequence[tuple[OrderedJudgement, bool]]) -> Debiased:
+    """Mean P(x better) over judgements given as (judgement, x_is_a); unusable ones are left out, not guessed."""
+    ps = [j.p_first if x_is_a else 1.0 - j.p_first for j, x_is_a in items if j.p_first is not None]
+    winners = {w for j, x_is_a in items if (w := _winner(j, x_is_a)) is not None}
+    return Debiased(p_x=sum(ps) / len(ps) if ps else None, disagree=len(winners) > 1, n_valid=len(ps))
+
+
 def combine_swapped(xy: OrderedJudgement, yx: OrderedJudgement) -> Debiased:
-    """Average P(x better) over the (x, y) and (y, x) orders; unusable orders are left out, not guessed."""
-    ps = []
-    if xy.p_first is not None:
-        ps.append(xy.p_first)
-    if yx.p_first is not None:
-        ps.append(1.0 - yx.p_first)
-    w1, w2 = _winner(xy, True), _winner(yx, False)
-    disagree = w1 is not None and w2 is not None and w1 != w2
-    return Debiased(p_x=sum(ps) / len(ps) if ps else None, disagree=disagree, n_valid=len(ps))
+    """Average P(x better) over the (x, y) and (y, x) orders."""
+    return combine_orders([(xy, True), (yx, False)])
 
 
 def single_order(j: OrderedJudgement, x_is_a: bool) -> Debiased:
     """P(x better) from one order only (swap disabled)."""
-    if j.p_first is None:
-        return Debiased(p_x=None, disagree=False, n_valid=0)
-    return Debiased(p_x=j.p_first if x_is_a else 1.0 - j.p_first, disagree=False, n_valid=1)
+    return combine_orders([(j, x_is_a)])

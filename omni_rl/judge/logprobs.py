@@ -2,9 +2,12 @@
 
 The answer token is located in the generated text (inside `<answer>…</answer>`, or the whole output
 when the judge was forced to emit just the choice), mapped back to the token that starts there, and
-its top-k alternatives are renormalised over the A/B choice tokens. When the choice token is merged
-with neighbouring characters, or neither choice is in the top-k, there is no soft verdict (None) and
-the caller falls back to the parsed verdict.
+its top-k alternatives are renormalised over the template's choice tokens (A/B, plus `tie` for a tie
+template: a tie is a verdict, never dropped). A top-k token counts for a choice when it is that choice
+(surrounding whitespace ignored) or a case-insensitive prefix of exactly one multi-character
+choice (`ti` → tie). When the choice token is merged with neighbouring characters, or no choice is in
+the top-k, there is no soft verdict (None); the caller also falls back to the parsed verdict when the
+raw `mass` on the choices is below its minimum (see judge.pipeline).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ class ChoiceProbs:
 
 def _answer_char_offset(text: str, choices: Sequence[str]) -> int | None:
     """Char offset of the verdict: after the last `<answer>`, or 0 if the text is just a choice."""
-    if text.strip() in choices:
+    if text.strip().lower() in {c.lower() for c in choices}:
         return len(text) - len(text.lstrip())
     matches = list(_ANSWER_RE.finditer(text))
     return matches[-1].end() if matches else None
@@ -48,10 +51,24 @@ def _token_at(tokens: Sequence[TokenLogprob], offset: int) -> int | None:
     return None
 
 
+def _choice_of(token: str, choices: Sequence[str]) -> str | None:
+    """The choice a top-k token stands for: an exact match, or a prefix of one multi-character choice."""
+    key = token.strip()
+    if not key:
+        return None
+    if key in choices:
+        return key
+    prefixed = [c for c in choices if len(c) > 1 and c.lower().startswith(key.lower())]
+    return prefixed[0] if len(prefixed) == 1 else None
+
+
 def choice_probs(
     text: str, tokens: Sequence[TokenLogprob] | None, choices: Sequence[str] = ("A", "B")
 ) -> ChoiceProbs | None:
-    """Renormalised probabilities of `choices` at the answer token, or None when not measurable."""
+    """Renormalised probabilities of `choices` at the answer token, or None when not measurable.
+
+    Pass ``choices=("A", "B", "tie")`` for a tie template: P(tie) is then part of the distribution.
+    """
     if not tokens:
         return None
     offset = _answer_char_offset(text, choices)
@@ -65,8 +82,8 @@ def choice_probs(
     alts.setdefault(tok.token, tok.logprob)
     mass = {c: 0.0 for c in choices}
     for t, lp in alts.items():
-        key = t.strip()
-        if key in mass and lp > -1e4:  # -9999 is vLLM's "masked" value, not a probability
+        key = _choice_of(t, choices)
+        if key is not None and lp > -1e4:  # -9999 is vLLM's "masked" value, not a probability
             mass[key] += math.exp(lp)
     total = sum(mass.values())
     if total <= 0.0:

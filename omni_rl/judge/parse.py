@@ -4,9 +4,15 @@ Two modes:
 - ``strict`` (training reward): the whole output must be exactly one ``<think>…</think>`` block followed
   by exactly one ``<answer>A|B|tie</answer>`` block, with nothing but whitespace around them.
 - ``lenient`` (evaluation): strict first; otherwise the explicit final markers that public judges emit,
-  tried in tiers of decreasing authority — ``<answer>X</answer>`` anywhere; ``[[A]]/[[B]]/[[C]]`` and
-  ``\\boxed{X}``; phrases such as "Response 1 is better". Inside the first tier that matches, every match
-  must agree, otherwise the text is ambiguous and there is no verdict. A side is never guessed.
+  tried in tiers of decreasing authority — ``<answer>X</answer>`` anywhere; ``[[A]]/[[B]]/[[C]]`` (and
+  ``\\boxed{X}`` only when the template asks for a boxed verdict: a boxed answer is otherwise the
+  *content* of a response to a maths/multiple-choice item); phrases such as "Response 1 is better"; a
+  bare answer. Answer tokens are normalised (``A.``, ``**B**``, ``(A)``, ``Response A``). Inside the
+  first tier that matches, every match must agree, otherwise the text is ambiguous and there is no
+  verdict. A side is never guessed.
+
+The template's choice set is respected: under a no-tie template a strict ``tie`` is not a valid format
+(no format credit), and a lenient ``tie`` is read but never format_ok.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ _BETTER_PHRASE = re.compile(
 _TIE_PHRASE = re.compile(
     r"\b(?:it(?:'s| is) a tie|both (?:responses|answers|outputs) are equally (?:good|bad))\b", re.IGNORECASE
 )
+
+_DECORATION = re.compile(r"^[\s*_`'\"(\[{]+|[\s*_`'\")\]}.:;!,]+$")
+_LEADING_NAME = re.compile(r"^(?:response|answer|output|assistant|option|verdict)\s*[:\-]?\s*", re.IGNORECASE)
+_BARE_MAX_CHARS = 40
 
 _TOKEN_TO_VERDICT: dict[str, VerdictLabel] = {
     "a": "A",
@@ -84,20 +94,29 @@ def think_text(text: str | None) -> str | None:
     return match.group("think").strip() if match else None
 
 
-def _strict_verdict(text: str) -> Verdict:
-    """Strict pairwise parse: the training reward's format gate."""
+def _strict_verdict(text: str, allow_tie: bool = True) -> Verdict:
+    """Strict pairwise parse: the training reward's format gate (the template's choice set only)."""
     answer, why = _strict_answer(text)
     if answer is None:
         return Verdict(None, False, why)
     token = answer.lower()
-    if token not in ("a", "b", "tie"):
-        return Verdict(None, False, f"answer must be A, B or tie, got {answer[:40]!r}")
+    allowed = ("a", "b", "tie") if allow_tie else ("a", "b")
+    if token not in allowed:
+        names = "A, B or tie" if allow_tie else "A or B (this template allows no tie)"
+        return Verdict(None, False, f"answer must be {names}, got {answer[:40]!r}")
     return Verdict(_TOKEN_TO_VERDICT[token], True, "strict")
+
+
+def normalise_token(token: str) -> str:
+    """`A.`, `**B**`, `(A)`, `Response A`, ` tie ` → the bare lower-case token (`a`, `b`, `tie`)."""
+    out = _DECORATION.sub("", token.strip())
+    out = _LEADING_NAME.sub("", out)
+    return _DECORATION.sub("", out).lower()
 
 
 def _agree(tokens: list[str], tier: str) -> Verdict | None:
     """One verdict if all matches of a tier agree, a no-verdict on disagreement, None if no match."""
-    verdicts = {_TOKEN_TO_VERDICT.get(t.strip().lower()) for t in tokens}
+    verdicts = {_TOKEN_TO_VERDICT.get(normalise_token(t)) for t in tokens}
     if not tokens:
         return None
     if None in verdicts:
@@ -107,15 +126,25 @@ def _agree(tokens: list[str], tier: str) -> Verdict | None:
     return Verdict(verdicts.pop(), False, f"lenient:{tier}")
 
 
-def _lenient_verdict(text: str) -> Verdict:
+def _bare(text: str) -> list[str]:
+    """The whole output as one answer token when it is short and normalises to a choice (`**B**`)."""
+    stripped = text.strip()
+    if len(stripped) > _BARE_MAX_CHARS or normalise_token(stripped) not in _TOKEN_TO_VERDICT:
+        return []
+    return [stripped]
+
+
+def _lenient_verdict(text: str, allow_tie: bool = True, boxed: bool = False) -> Verdict:
     """Evaluation parse: strict, then explicit final markers by tier; ambiguity yields no verdict."""
-    strict = _strict_verdict(text)
+    strict = _strict_verdict(text, allow_tie)
     if strict.verdict is not None:
         return strict
+    markers = _DOUBLE_BRACKET.findall(text) + (_BOXED.findall(text) if boxed else [])
     tiers: list[tuple[str, list[str]]] = [
         ("answer_tag", _ANSWER_ANYWHERE.findall(text)),
-        ("marker", _DOUBLE_BRACKET.findall(text) + _BOXED.findall(text)),
+        ("marker", markers),
         ("phrase", _BETTER_PHRASE.findall(text) + ["tie"] * len(_TIE_PHRASE.findall(text))),
+        ("bare", _bare(text)),
     ]
     for tier, tokens in tiers:
         found = _agree(tokens, tier)
@@ -124,13 +153,21 @@ def _lenient_verdict(text: str) -> Verdict:
     return Verdict(None, False, f"lenient: no verdict marker ({strict.reason})")
 
 
-def parse_verdict(text: str | None, mode: Mode = "strict") -> Verdict:
-    """Read a pairwise verdict (A, B or tie) from judge output; never guesses on ambiguity."""
+def parse_verdict(
+    text: str | None, mode: Mode = "strict", *, allow_tie: bool = True, boxed: bool = False
+) -> Verdict:
+    """Read a pairwise verdict (A, B or tie) from judge output; never guesses on ambiguity.
+
+    `allow_tie` is the template's choice set (strict: a tie under a no-tie template is a format error);
+    `boxed` says the template asks for ``\\boxed{X}`` (lenient reads boxed verdicts only then).
+    """
     if mode not in MODES:
         raise ValueError(f"parse_verdict: mode must be one of {MODES}, got {mode!r}")
     if not isinstance(text, str) or not text.strip():
         return Verdict(None, False, "empty output")
-    return _strict_verdict(text) if mode == "strict" else _lenient_verdict(text)
+    if mode == "strict":
+        return _strict_verdict(text, allow_tie)
+    return _lenient_verdict(text, allow_tie, boxed)
 
 
 def _to_score(token: str, lo: int, hi: int) -> int | None:

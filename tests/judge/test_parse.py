@@ -63,7 +63,7 @@ def test_strict_rejects_everything_else(text: str, why: str) -> None:
     ],
 )
 def test_lenient_reads_public_judge_markers(text: str, verdict: str, tier: str) -> None:
-    v = parse_verdict(text, "lenient")
+    v = parse_verdict(text, "lenient", boxed="boxed" in text)  # boxed verdicts only when the template asks
     assert v.verdict == verdict
     assert v.format_ok is False
     assert v.reason == f"lenient:{tier}"
@@ -87,7 +87,7 @@ def test_lenient_prefers_strict_when_valid() -> None:
     ],
 )
 def test_lenient_never_guesses_on_ambiguity(text: str) -> None:
-    v = parse_verdict(text, "lenient")
+    v = parse_verdict(text, "lenient", boxed=True)
     assert v.verdict is None
     assert v.format_ok is False
 
