@@ -25,6 +25,7 @@ def test_registry_has_every_loader() -> None:
         "genai_bench_video",
         "r1_reward",
         "audio_hh_rlhf",
+        "preference_pairs",
     }
     with pytest.raises(KeyError, match="known: audio_hh_rlhf, genai_bench_video"):
         get_loader("nope")

@@ -14,6 +14,7 @@ from omni_rl.data.loaders import (  # noqa: F401  (each module registers its loa
     mm_rlhf,
     multimodal_rewardbench,
     omni_rewardbench,
+    preference_pairs,
     r1_reward,
     sharegpt_ranking,
     vl_rewardbench,

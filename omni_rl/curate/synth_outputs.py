@@ -1,0 +1,177 @@
+"""Synth outputs, rebuilt from the step stores in input order: pairs, SFT traces, rejects.
+
+- `pairs.jsonl`: one `PreferencePair.to_dict()` per kept or flipped pair, media paths relative to the
+  run's media root (`omni-rl data prepare loader=preference_pairs media_root=<same root>` reads it);
+- `sft.parquet`: verl SFT rows (`messages` = the judge prompt the teacher saw + its rationale,
+  `images`/`videos` when any row has them), only strictly formatted traces whose verdict is the label;
+- `rejects.jsonl`: every input row, call, pair and judgement that did not become output, with its reason.
+Because every output is a pure function of the stores, a killed-and-resumed run writes the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from omni_rl.curate.synth_inputs import SynthPrompt
+from omni_rl.curate.synth_rules import Decision, winner_of
+from omni_rl.data.loaders.base import Reject
+from omni_rl.data.schema import Media, OrderedPair, PreferencePair
+
+_SFT_MEDIA = ("images", "videos")  # verl's SFT dataset reads these two; audio rows cannot be traces
+
+
+@dataclass
+class PairOutcome:
+    """One candidate pair of one prompt: the presumed pair (or why none), its judgements and decision."""
+
+    prompt: SynthPrompt
+    names: tuple[str, str]  # (presumed chosen, presumed rejected)
+    pair: PreferencePair | None = None
+    skip: str | None = None  # why no pair was formed
+    judgements: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # order -> record
+    decision: Decision | None = None
+
+
+def relative_media(media: Media, root: Path) -> Media:
+    """Media paths relative to `root` when under it (what a loader resolves against media_root)."""
+    base = os.path.normpath(os.path.abspath(root))
+
+    def rel(p: str) -> str:
+        full = os.path.normpath(os.path.abspath(p))
+        return os.path.relpath(full, base) if full.startswith(base.rstrip(os.sep) + os.sep) else full
+
+    return Media(*([rel(p) for p in getattr(media, k)] for k in ("images", "videos", "audios")))
+
+
+def final_pair(o: PairOutcome, media_root: Path, teacher_model: str) -> PreferencePair:
+    """The output pair: chosen/rejected as the teacher decided, provenance in meta."""
+    assert o.pair is not None and o.decision is not None
+    flipped = o.decision.action == "flip"
+    chosen, rejected = (o.pair.rejected, o.pair.chosen) if flipped else (o.pair.chosen, o.pair.rejected)
+    names = o.names[::-1] if flipped else o.names
+    verdicts = {k: (v or {}).get("verdict") for k, v in o.judgements.items()}
+    meta = {
+        "chosen_model": names[0], "rejected_model": names[1], "flipped": flipped,
+        "margin": o.decision.margin, "teacher": teacher_model, "teacher_verdicts": verdicts,
+        **{k: v for k, v in o.prompt.meta.items() if k not in ("chosen_model", "rejected_model")},
+    }  # fmt: skip
+    return replace(
+        o.pair, id=f"{o.prompt.id}:{names[0]}>{names[1]}", prompt_media=relative_media(o.pair.prompt_media, media_root),
+        chosen=chosen, rejected=rejected, meta=meta,
+    )  # fmt: skip
+
+
+def write_pairs(outcomes: list[PairOutcome], path: Path, media_root: Path, teacher_model: str) -> int:
+    """pairs.jsonl (rewritten whole, atomically); returns the number of pairs."""
+    kept = [final_pair(o, media_root, teacher_model) for o in outcomes if _kept(o)]
+    _write_atomic(path, "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in kept))
+    return len(kept)
+
+
+def _kept(o: PairOutcome) -> bool:
+    return o.decision is not None and o.decision.action in ("keep", "flip")
+
+
+def sft_rows(outcomes: list[PairOutcome], template: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """One verl SFT row per strictly formatted trace whose verdict names the decided winner."""
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, int] = {}
+    for o in (o for o in outcomes if _kept(o)):
+        assert o.pair is not None and o.decision is not None
+        for order, rec in o.judgements.items():
+            why = _sft_skip(o, order, rec)
+            if why:
+                skipped[why] = skipped.get(why, 0) + 1
+                continue
+            assert rec is not None
+            prompt = _rendered(o.pair.ordered(swap=order == "BA"), template)
+            messages = [*prompt.messages, {"role": "assistant", "content": rec["text"].strip()}]
+            media = {k: list(getattr(prompt.media, k)) for k in _SFT_MEDIA}
+            rows.append(
+                {"messages": messages, **media, "id": f"{o.pair.id}:{order}", "verdict": rec["verdict"]}
+            )
+    return rows, skipped
+
+
+def _sft_skip(o: PairOutcome, order: str, rec: dict[str, Any] | None) -> str | None:
+    """Why a kept pair's judgement cannot be an SFT trace (None: it can)."""
+    assert o.decision is not None and o.pair is not None
+    if rec is None or winner_of(rec.get("verdict"), order) != o.decision.winner:
+        return "verdict_not_label"
+    if not rec.get("format_ok"):
+        return "not_strict_format"
+    if o.pair.prompt_media.audios:
+        return "audio_prompt"  # verl's SFT dataset has no audio column
+    return None
+
+
+def _rendered(op: OrderedPair, template: str) -> Any:
+    """The judge prompt (placeholders + media) exactly as the pipeline renders it for the teacher."""
+    from omni_rl.judge.pipeline import guard_delimiters, neutralise
+    from omni_rl.prompts import render_judge_messages
+
+    pair = replace(op.pair, prompt=guard_delimiters(op.pair.prompt))
+    safe = OrderedPair(pair=pair, a=neutralise(op.a), b=neutralise(op.b), label=op.label, swapped=op.swapped)
+    return render_judge_messages(safe, template=template)
+
+
+def write_sft(rows: list[dict[str, Any]], path: Path) -> None:
+    """sft.parquet: messages, the media columns some row uses (verl wants a processor for any), id."""
+    used = [k for k in _SFT_MEDIA if any(r[k] for r in rows)]
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    fields = [("messages", pa.list_(message)), *((k, pa.list_(pa.string())) for k in used)]
+    schema = pa.schema([*fields, ("id", pa.string()), ("verdict", pa.string())])
+    table = pa.Table.from_pylist([{k: r[k] for k in schema.names} for r in rows], schema=schema)
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+def reject_lines(
+    input_rejects: list[Reject], gens: list[dict[str, Any]], outcomes: list[PairOutcome]
+) -> list[dict]:
+    """Every dropped thing with its step and reason, in input order."""
+    lines: list[dict[str, Any]] = []
+    for r in input_rejects:
+        lines.append(
+            {"step": "input", "id": r.row, "reason": "bad_row", "field": r.field, "detail": r.reason}
+        )
+    for g in gens:
+        if not g.get("ok"):
+            lines.append({"step": "generate", "id": g["prompt_id"], "candidate": g["candidate"],
+                          "reason": g.get("failure"), "detail": g.get("error")})  # fmt: skip
+    for o in outcomes:
+        pid = o.pair.id if o.pair else f"{o.prompt.id}:{o.names[0]}>{o.names[1]}"
+        if o.skip:
+            lines.append({"step": "pair", "id": pid, "reason": o.skip})
+        elif o.decision is not None and o.decision.action == "drop":
+            lines.append({"step": "rules", "id": pid, "reason": o.decision.reason, **_judge_detail(o)})
+    return lines
+
+
+def _judge_detail(o: PairOutcome) -> dict[str, Any]:
+    """Per order: verdict, failure and a short excerpt of what the teacher wrote (or the error)."""
+    out = {}
+    for order, rec in o.judgements.items():
+        rec = rec or {}
+        excerpt = (rec.get("text") or rec.get("error") or "")[:300]
+        out[order] = {"verdict": rec.get("verdict"), "failure": rec.get("failure"), "excerpt": excerpt}
+    return {"teacher": out}
+
+
+def write_jsonl(lines: list[dict[str, Any]], path: Path) -> None:
+    """A whole jsonl file, atomically."""
+    _write_atomic(path, "".join(json.dumps(x, ensure_ascii=False, default=str) + "\n" for x in lines))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
