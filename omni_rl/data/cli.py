@@ -19,9 +19,10 @@ from typing import Any
 from rich.console import Console
 
 from omni_rl.data.export import ExportConfig, ExportResult, RejectRateError, export_pairs
-from omni_rl.data.loaders.base import Reject
+from omni_rl.data.loaders.base import FileError, LoaderOptionError, Reject
 from omni_rl.data.schema import DataError, PreferencePair
 from omni_rl.data.stats import print_stats
+from omni_rl.prompts.render import TemplateConfigError
 from omni_rl.utils.config import config_help, load_config
 
 USAGE = __doc__ or ""
@@ -75,8 +76,6 @@ def iter_inputs(specs: list[InputSpec], out_dir: str, check_files: bool) -> Iter
     from omni_rl.data.loaders import iter_records
 
     for spec in specs:
-        if not Path(spec.path).exists():
-            raise SystemExit(f"prepare: input file not found: {spec.path}")
         cache = spec.cache_dir or str(Path(out_dir) / "media")
         yield from iter_records(
             spec.loader,
@@ -136,11 +135,17 @@ def _cmd_prepare(argv: list[str]) -> int:
     console = Console(stderr=True)
     try:
         result = prepare(cfg)
+    except (FileError, LoaderOptionError, TemplateConfigError, ValueError) as e:
+        if isinstance(e, DataError):  # a data problem the file itself shows (e.g. subset counts)
+            console.print(f"[red]prepare failed:[/red] {e}", soft_wrap=True)
+            return 1
+        console.print(f"[red]prepare:[/red] {e}", soft_wrap=True)
+        return 2
+    except KeyError as e:  # unknown loader: the message lists the known ones
+        console.print(f"[red]prepare:[/red] {e.args[0]}", soft_wrap=True)
+        return 2
     except RejectRateError as e:
-        console.print(f"[red]prepare failed:[/red] {e}")
-        return 1
-    except (DataError, AssertionError, KeyError) as e:
-        console.print(f"[red]prepare failed:[/red] {e}")
+        console.print(f"[red]prepare failed:[/red] {e}", soft_wrap=True)
         return 1
     print_stats(result.stats, console)
     for split, path in result.files.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
@@ -120,7 +121,10 @@ def parquet_schema(video_frames: int) -> pa.Schema:
 
 
 class _Writers:
-    """One lazily opened ParquetWriter per split; batches are flushed at batch_size rows."""
+    """One lazily opened ParquetWriter per split, writing to a temporary name until `commit` renames it.
+
+    A run that fails (bad template, reject-rate guard, a crash) never leaves a partial `train.parquet`.
+    """
 
     def __init__(self, out_dir: Path, schema: pa.Schema, batch_size: int, stack: ExitStack) -> None:
         self.out_dir, self.schema, self.batch_size, self.stack = out_dir, schema, batch_size, stack
@@ -140,16 +144,32 @@ class _Writers:
         if not buf:
             return
         if split not in self.writers:
-            path = self.out_dir / f"{split}.parquet"
+            path = self.tmp_path(split)
             self.writers[split] = self.stack.enter_context(pq.ParquetWriter(path, self.schema))
         self.writers[split].write_table(pa.Table.from_pylist(buf, schema=self.schema))
         buf.clear()
 
+    def tmp_path(self, split: str) -> Path:
+        """Where a split is written until the run succeeds."""
+        return self.out_dir / f".{split}.parquet.{os.getpid()}.tmp"
+
     def close(self) -> dict[str, str]:
-        """Flush everything; return split -> path."""
+        """Flush everything (files stay under their temporary names); return split -> final path."""
         for split in list(self.buffers):
             self.flush(split)
+        for w in self.writers.values():
+            w.close()
         return {s: str(self.out_dir / f"{s}.parquet") for s in self.writers}
+
+    def commit(self) -> None:
+        """Rename every finished split to its final name (atomic per file)."""
+        for split in self.writers:
+            os.replace(self.tmp_path(split), self.out_dir / f"{split}.parquet")
+
+    def discard(self) -> None:
+        """Remove the temporary files of a failed run."""
+        for split in self.writers:
+            self.tmp_path(split).unlink(missing_ok=True)
 
 
 class Exporter:
@@ -247,32 +267,44 @@ class Exporter:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         rejects_path = self.out_dir / "rejects.jsonl"
         stats_path = self.out_dir / "stats.json"
-        with ExitStack() as stack:
-            rejects = stack.enter_context(rejects_path.open("w", encoding="utf-8"))
-            writers = _Writers(
-                self.out_dir, parquet_schema(self.cfg.video_frames), self.cfg.batch_size, stack
-            )
-            for rec in _progress(records, self.cfg.progress, stack):
-                if isinstance(rec, Reject):
-                    self._reject(rejects, rec)
-                else:
-                    self._handle_pair(rec, writers, rejects)
-            files = writers.close()
-        self.stats.save(stats_path)
-        result = ExportResult(files, str(rejects_path), str(stats_path), self.stats.to_dict())
-        self._check_reject_rate(rejects_path)
-        return result
+        writers: _Writers | None = None
+        try:
+            with ExitStack() as stack:
+                rejects = stack.enter_context(rejects_path.open("w", encoding="utf-8"))
+                writers = _Writers(
+                    self.out_dir, parquet_schema(self.cfg.video_frames), self.cfg.batch_size, stack
+                )
+                for rec in _progress(records, self.cfg.progress, stack):
+                    if isinstance(rec, Reject):
+                        self._reject(rejects, rec)
+                    else:
+                        self._handle_pair(rec, writers, rejects)
+                files = writers.close()
+            self.stats.save(stats_path)
+            self._check_reject_rate(rejects_path)
+            writers.commit()
+        except BaseException:
+            if writers is not None:
+                writers.discard()
+            raise
+        return ExportResult(files, str(rejects_path), str(stats_path), self.stats.to_dict())
 
     def _check_reject_rate(self, rejects_path: Path) -> None:
         """Fail loudly when most rows were rejected: the rejects file says why."""
         bad = self.stats.n_rejects - self.stats.ties_dropped
-        total = bad + self.stats.pairs_in
-        if total and bad / total > self.cfg.max_reject_fraction:
-            top = self.stats.rejects.most_common(1)[0][0]
-            raise RejectRateError(
-                f"{bad}/{total} rows rejected (> max_reject_fraction={self.cfg.max_reject_fraction}); "
-                f"most common reason: {top!r}. See {rejects_path} (check media_root and loader)."
-            )
+        top = self.stats.rejects.most_common(1)[0][0] if self.stats.rejects else ""
+        check_reject_rate(bad, bad + self.stats.pairs_in, self.cfg.max_reject_fraction, top, rejects_path)
+
+
+def check_reject_rate(
+    bad: int, total: int, max_fraction: float, top_reason: str, rejects_path: str | Path
+) -> None:
+    """The one reject-rate guard shared by `data prepare` and `eval`: more than max_fraction rejected fails."""
+    if total and bad / total > max_fraction:
+        raise RejectRateError(
+            f"{bad}/{total} rows rejected (> max_reject_fraction={max_fraction}); "
+            f"most common reason: {top_reason!r}. See {rejects_path} (check media_root and loader)."
+        )
 
 
 def _progress(records: Iterable[Any], enabled: bool, stack: ExitStack) -> Iterator[Any]:
