@@ -1,32 +1,28 @@
 """A trained GenRM as the reward of another policy: pairwise vs a reference, pointwise, or pair comparisons.
 
-`PolicyJudge` renders the judge prompt (criteria per prompt, media as content parts), calls the GenRM
-through `JudgeClient`, reads the verdict with `judge.parse` (soft P(A) from the answer-token logprobs
-when available), and debiases position by judging both orders. Every outcome carries the same metric
-keys, and a judge failure never becomes a silent constant: it raises, or (on_failure="neutral")
-returns the documented neutral reward with `judge_failed=1` and trips a loud error past a failure rate.
+`PolicyJudge` is a thin adapter over `omni_rl.judge.pipeline.JudgePipeline` (neutralise → render →
+send → parse → soft verdict → swap-combine) that turns its outcomes into verl reward dicts. Every
+outcome carries the same metric keys, and a judge failure never becomes a silent constant: it raises,
+or (on_failure="neutral") returns the documented neutral reward with `judge_failed=1`; every judge call
+is recorded in the pipeline's windowed `FailureBudget` (transport / parse / truncated rates), which
+stops the run loudly past `max_failure_rate` / `max_parse_failure_rate` / `max_truncated_rate`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-import re
-from collections import deque
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from omni_rl.data.schema import Media, PreferencePair, Response
+from omni_rl.data.schema import Response
+from omni_rl.judge.budget import FailureBudget, FailureBudgetExceeded
 from omni_rl.judge.client import JudgeClient, JudgeError
-from omni_rl.judge.debias import Debiased, OrderedJudgement, combine_swapped, single_order
-from omni_rl.judge.logprobs import choice_probs
-from omni_rl.judge.media import MediaLimits, to_openai_messages
-from omni_rl.judge.parse import parse_score, parse_verdict
+from omni_rl.judge.media import MediaLimits
+from omni_rl.judge.pipeline import Comparison, JudgeContext, JudgePipeline, JudgeSpec, neutralise_text
 
 log = logging.getLogger(__name__)
-_PLACEHOLDER_RE = re.compile(r"<(image|video|audio)>")
-_HARD_P = {"A": 1.0, "B": 0.0, "tie": 0.5}
+__all__ = ["METRIC_KEYS", "NEUTRAL_REWARD", "JudgeContext", "PairOutcome", "PolicyJudge", "PolicyJudgeConfig"]
 
 #: The reward given when the judge could not be used (server failure with on_failure="neutral", or no
 #: parsable verdict in any order). 0.5 = "as good as the reference" / the middle of the 1–10 scale, so
@@ -34,7 +30,8 @@ _HARD_P = {"A": 1.0, "B": 0.0, "tie": 0.5}
 NEUTRAL_REWARD = 0.5
 
 #: Per-sample metric keys; verl requires every sample of a batch to return the same keys.
-METRIC_KEYS = ("judge_failed", "parse_failed", "swap_disagree", "judge_calls", "soft_verdict")
+#: `choice_mass` is the mean probability mass the judge put on the choice tokens (0 when not measured).
+METRIC_KEYS = ("judge_failed", "parse_failed", "swap_disagree", "judge_calls", "soft_verdict", "choice_mass")
 
 
 @dataclass
@@ -50,6 +47,7 @@ class PolicyJudgeConfig:
     pointwise_template: str = "pointwise"
     soft: bool = True  # P(better) from answer-token logprobs when the server returns them
     top_logprobs: int = 20
+    min_choice_mass: float = 0.5  # below this logprob mass on the choice tokens, use the parsed verdict
     parse_mode: Literal["strict", "lenient"] = "lenient"
     max_tokens: int = 1024
     temperature: float = 0.0
@@ -60,7 +58,11 @@ class PolicyJudgeConfig:
     max_retries: int = 4
     on_failure: Literal["raise", "neutral"] = "raise"
     neutral_reward: float = NEUTRAL_REWARD
-    max_failure_rate: float = 0.25  # neutral mode: raise once this share of the last `failure_window` fail
+    max_failure_rate: float = (
+        0.25  # raise once this share of the last `failure_window` calls failed on the wire
+    )
+    max_parse_failure_rate: float = 0.25  # ... were unparsable
+    max_truncated_rate: float = 0.25  # ... hit max_tokens before a verdict
     failure_window: int = 64
     max_images: int = 16
     max_videos: int = 2
@@ -91,22 +93,26 @@ class PolicyJudgeConfig:
             max_image_side=self.max_image_side,
         )
 
+    def spec(self) -> JudgeSpec:
+        """The pipeline's view of this config."""
+        return JudgeSpec(
+            template=self.template, pointwise_template=self.pointwise_template, parse_mode=self.parse_mode,
+            soft=self.soft, top_logprobs=self.top_logprobs, min_choice_mass=self.min_choice_mass,
+            max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed,
+            extra_body=self.extra_body, pointwise_extra_body=self.extra_body if self.mode == "pointwise" else None,
+            limits=self.limits(), default_task=self.default_task,
+        )  # fmt: skip
 
-@dataclass
-class JudgeContext:
-    """What the judge needs to know about the prompt: text (with placeholders), media, criteria, task."""
-
-    prompt: str
-    prompt_media: Media = field(default_factory=Media)
-    criteria: str | None = None
-    task: str | None = None
-
-    def resolved_task(self, default: str) -> str:
-        """The row's task, else inferred from the prompt media."""
-        if self.task:
-            return self.task
-        m = self.prompt_media
-        return "ti2t" if m.images else "tv2t" if m.videos else "ta2t" if m.audios else default
+    def budget(self) -> FailureBudget:
+        """The windowed failure budget every judge call of this reward is recorded in."""
+        return FailureBudget(
+            "policy reward judge", window=max(1, self.failure_window),
+            max_rates={"transport": self.max_failure_rate, "parse": self.max_parse_failure_rate,
+                       "truncated": self.max_truncated_rate},
+            rate_keys={"transport": "max_failure_rate", "parse": "max_parse_failure_rate",
+                       "truncated": "max_truncated_rate"},
+            hint=f"Check the GenRM server at {self.base_url}, its template and max_tokens.",
+        )  # fmt: skip
 
 
 @dataclass
@@ -120,11 +126,18 @@ class PairOutcome:
     soft: bool = False
     failed: bool = False
     error: str = ""
+    mass: float = 0.0
+
+    @classmethod
+    def of(cls, c: Comparison) -> PairOutcome:
+        """From the pipeline's combined comparison."""
+        return cls(p_x=c.p_x, disagree=c.disagree, calls=c.calls, parse_failures=c.parse_failures,
+                   soft=c.soft, mass=c.mass)  # fmt: skip
 
 
 def neutralise(text: str) -> str:
-    """A policy response may contain literal <image> text: it must not become a media placeholder."""
-    return _PLACEHOLDER_RE.sub(lambda m: f"[{m.group(1)}]", text or "")
+    """A policy response text made safe to render (the pipeline applies this to every response)."""
+    return neutralise_text(text)
 
 
 def sample_result(score: float, **metrics: float) -> dict[str, float]:
@@ -135,12 +148,13 @@ def sample_result(score: float, **metrics: float) -> dict[str, float]:
 
 
 class PolicyJudge:
-    """Scores policy responses with a GenRM; picklable (the client is built lazily per process)."""
+    """Scores policy responses with a GenRM through the judge pipeline; picklable (client built lazily)."""
 
     def __init__(self, cfg: PolicyJudgeConfig, client: JudgeClient | None = None) -> None:
         self.cfg = cfg
         self._client = client
-        self._recent: deque[bool] = deque(maxlen=max(1, cfg.failure_window))
+        self._pipeline: JudgePipeline | None = None
+        self.budget = cfg.budget()
         self.counters = {"samples": 0, "judge_failed": 0, "parse_failed": 0, "swap_disagree": 0}
 
     @property
@@ -162,83 +176,39 @@ class PolicyJudge:
             )
         return self._client
 
+    @property
+    def pipeline(self) -> JudgePipeline:
+        """The one judge pipeline this reward goes through (shares the client and the budget)."""
+        if self._pipeline is None:
+            self._pipeline = JudgePipeline(self.client, self.cfg.spec(), self.budget)
+        return self._pipeline
+
     def __getstate__(self) -> dict[str, Any]:
-        return {
-            "cfg": self.cfg,
-            "_client": self._client,
-            "_recent": deque(maxlen=self._recent.maxlen),
-            "counters": dict(self.counters),
-        }
+        return {"cfg": self.cfg, "_client": self._client, "_pipeline": None, "budget": self.cfg.budget(),
+                "counters": dict(self.counters)}  # fmt: skip
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
-    # -- one judge call --------------------------------------------------------------------------
-    def _sampling(self, logprobs: bool) -> dict[str, Any]:
-        kw: dict[str, Any] = {"max_tokens": self.cfg.max_tokens}
-        if logprobs:
-            kw.update(logprobs=True, top_logprobs=self.cfg.top_logprobs)
-        if self.cfg.extra_body:
-            kw["extra_body"] = dict(self.cfg.extra_body)
-        return kw
-
-    async def _judge_order(
-        self, ctx: JudgeContext, a: Response, b: Response
-    ) -> tuple[OrderedJudgement, bool]:
-        """One call with `a` shown as A; returns (judgement, soft_used). JudgeError propagates."""
-        from omni_rl.prompts import render_judge_messages
-
-        pair = PreferencePair(
-            id="policy",
-            task=ctx.resolved_task(self.cfg.default_task),
-            prompt=ctx.prompt,
-            prompt_media=ctx.prompt_media,
-            chosen=a,
-            rejected=b,
-            criteria=ctx.criteria,
-        )
-        jp = render_judge_messages(pair.ordered(swap=False), template=self.cfg.template)
-        messages = to_openai_messages(jp.messages, jp.media, self.cfg.limits())
-        res = await self.client.chat(messages, **self._sampling(self.cfg.soft))
-        verdict = parse_verdict(res.text, mode=self.cfg.parse_mode).verdict
-        soft = choice_probs(res.text, res.logprobs) if self.cfg.soft else None
-        if soft is not None:
-            return OrderedJudgement(p_first=soft.probs["A"], verdict=verdict), True
-        p = _HARD_P[verdict] if verdict is not None else None
-        return OrderedJudgement(p_first=p, verdict=verdict), False
+    def _raise_or_neutral(self, exc: BaseException) -> None:
+        """Budget stops and non-judge errors always raise; a judge failure raises unless on_failure=neutral."""
+        if isinstance(exc, FailureBudgetExceeded) or not isinstance(exc, JudgeError):
+            raise exc
+        if self.cfg.on_failure == "raise":
+            raise exc
+        log.warning("judge failed; sample given the neutral reward %.2f (judge_failed=1): %s",
+                    self.cfg.neutral_reward, exc)  # fmt: skip
 
     # -- pairs -----------------------------------------------------------------------------------
     async def compare(self, ctx: JudgeContext, x: Response, y: Response, order_key: str = "") -> PairOutcome:
         """P(x better than y): both orders when swap is on, else one order chosen by a stable hash."""
-        if self.cfg.swap:
-            orders = [(x, y, True), (y, x, False)]
-        else:
-            x_first = int(hashlib.sha1(order_key.encode()).hexdigest(), 16) % 2 == 0
-            orders = [(x, y, True)] if x_first else [(y, x, False)]
-        # wait for both orders even when one fails: no orphaned call keeps retrying in the background
-        gathered = await asyncio.gather(
-            *(self._judge_order(ctx, a, b) for a, b, _ in orders), return_exceptions=True
-        )
-        errors = [g for g in gathered if isinstance(g, BaseException)]
-        for err in errors:
-            if not isinstance(err, JudgeError) or self.cfg.on_failure == "raise":
-                raise err
-        if errors:
-            return PairOutcome(p_x=None, calls=len(orders), failed=True, error=str(errors[0]))
-        results = [g for g in gathered if not isinstance(g, BaseException)]
-        judgements = [j for j, _ in results]
-        deb: Debiased = (
-            combine_swapped(judgements[0], judgements[1])
-            if self.cfg.swap
-            else single_order(judgements[0], orders[0][2])
-        )
-        return PairOutcome(
-            p_x=deb.p_x,
-            disagree=deb.disagree,
-            calls=len(orders),
-            parse_failures=sum(j.p_first is None for j in judgements),
-            soft=any(s for _, s in results),
-        )
+        x_first = int(hashlib.sha1(order_key.encode()).hexdigest(), 16) % 2 == 0
+        try:
+            c = await self.pipeline.compare(ctx, x, y, swap=self.cfg.swap, x_first=x_first)
+        except Exception as exc:
+            self._raise_or_neutral(exc)
+            return PairOutcome(p_x=None, calls=2 if self.cfg.swap else 1, failed=True, error=str(exc))
+        return PairOutcome.of(c)
 
     # -- per-sample rewards ----------------------------------------------------------------------
     async def score(
@@ -256,7 +226,7 @@ class PolicyJudge:
         return self._finish_pair(out)
 
     def _finish_pair(self, out: PairOutcome) -> dict[str, float]:
-        """Turn a pair outcome into the reward dict, applying the neutral/failure policy."""
+        """Turn a pair outcome into the reward dict, applying the neutral policy."""
         neutral = out.failed or out.p_x is None
         score = self.cfg.neutral_reward if neutral else float(out.p_x)  # type: ignore[arg-type]
         self.account(out.failed, out.p_x is None and not out.failed, out.disagree)
@@ -267,55 +237,30 @@ class PolicyJudge:
             swap_disagree=out.disagree,
             judge_calls=out.calls,
             soft_verdict=out.soft,
+            choice_mass=out.mass,
         )
 
     async def score_pointwise(self, ctx: JudgeContext, response: Response) -> dict[str, float]:
         """1–10 (template lo–hi) score normalised to [0, 1]."""
-        from omni_rl.prompts import load_template, render_pointwise_messages
-
-        tpl = load_template(self.cfg.pointwise_template)
-        jp = render_pointwise_messages(
-            ctx.prompt,
-            response,
-            ctx.criteria,
-            task=ctx.resolved_task(self.cfg.default_task),
-            prompt_media=ctx.prompt_media,
-            template=self.cfg.pointwise_template,
-        )
-        messages = to_openai_messages(jp.messages, jp.media, self.cfg.limits())
         try:
-            res = await self.client.chat(messages, **self._sampling(False))
-        except JudgeError:
-            if self.cfg.on_failure == "raise":
-                raise
+            pj = await self.pipeline.score(ctx, response)
+        except Exception as exc:
+            self._raise_or_neutral(exc)
             self.account(True, False, False)
             return sample_result(self.cfg.neutral_reward, judge_failed=1, judge_calls=1)
-        parsed = parse_score(res.text, mode=self.cfg.parse_mode, lo=tpl.lo, hi=tpl.hi)
-        self.account(False, parsed.score is None, False)
-        if parsed.score is None:
+        self.account(False, pj.value is None, False)
+        if pj.value is None:
             return sample_result(self.cfg.neutral_reward, parse_failed=1, judge_calls=1)
-        return sample_result((parsed.score - tpl.lo) / (tpl.hi - tpl.lo), judge_calls=1)
+        return sample_result(pj.value, judge_calls=1)
 
-    # -- failure accounting ----------------------------------------------------------------------
+    # -- counters --------------------------------------------------------------------------------
     def account(self, failed: bool, parse_failed: bool, disagree: bool) -> None:
-        """Count outcomes; in neutral mode, fail loudly when too many recent samples had no judge."""
+        """Per-sample counters for reports (the failure *limits* live in the pipeline's budget)."""
         self.counters["samples"] += 1
         self.counters["judge_failed"] += int(failed)
         self.counters["parse_failed"] += int(parse_failed)
         self.counters["swap_disagree"] += int(disagree)
-        if failed:
-            log.warning(
-                "judge failed; sample given the neutral reward %.2f (judge_failed=1)", self.cfg.neutral_reward
-            )
-        self._recent.append(failed)
-        window = self._recent.maxlen or 1
-        if len(self._recent) >= window and sum(self._recent) / window > self.cfg.max_failure_rate:
-            n = sum(self._recent)
-            self._recent.clear()
-            raise JudgeError(
-                f"judge failed on {n} of the last {window} samples (> max_failure_rate="
-                f"{self.cfg.max_failure_rate}); stopping instead of training on neutral rewards. "
-                f"Check the GenRM server at {self.cfg.base_url}.",
-                attempts=0,
-                retryable=False,
-            )
+
+    def metrics(self) -> dict[str, float]:
+        """Client and budget counters (transport / parse / truncated totals and windowed rates)."""
+        return self.pipeline.metrics()
