@@ -8,7 +8,6 @@ judge is not called and its term is 0 (`judge_skipped=1`). Every sample returns 
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import logging
 from dataclasses import dataclass, field, fields
@@ -74,20 +73,18 @@ class HybridScorer:
         return self.sources["default"]
 
     async def _run_rule(self, sr: SourceRule, solution: str, ground_truth: Any) -> rules.RuleOutcome:
-        """Run a rule in a worker thread, bounded by rule_timeout_s (math-verify has no safe timeout here)."""
+        """Run a rule in a killable worker process, bounded by rule_timeout_s (math-verify has no safe timeout)."""
         if sr.rule == "none":
             return rules.RuleOutcome(0.0, "none")
-        fn = rules.RULES[sr.rule]
-        loop = asyncio.get_running_loop()
-        try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(None, fn, solution, str(ground_truth)), sr.rule_timeout_s
-            )
-        except TimeoutError:
+        out = await rules.pool().run(rules.RULES[sr.rule], (solution, str(ground_truth)), sr.rule_timeout_s)
+        if out is None:
             log.warning(
-                "rule %s timed out after %.1f s; falling back to the judge", sr.rule, sr.rule_timeout_s
+                "rule %s timed out after %.1f s (worker killed); falling back to the judge",
+                sr.rule,
+                sr.rule_timeout_s,
             )
             return rules.RuleOutcome(0.0, "timeout")
+        return out
 
     async def score(
         self,

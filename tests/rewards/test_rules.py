@@ -1,8 +1,9 @@
-"""Rule terms: math-verify in worker threads (no signal timeouts), MCQ, format, length; hybrid routing."""
+"""Rule terms: math-verify in worker threads and killable worker processes, MCQ, format, length; hybrid routing."""
 
 from __future__ import annotations
 
-import asyncio
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -85,18 +86,48 @@ async def test_hybrid_rule_only_source_and_weights() -> None:
         await scorer.score("other", "text", None, None, None)
 
 
+def _slow_rule(solution: str, truth: str) -> rules.RuleOutcome:
+    """A rule that outlives its timeout (module level: rule workers import it by name)."""
+    time.sleep(5)
+    return rules.RuleOutcome(1.0, "correct")
+
+
 async def test_hybrid_rule_timeout_falls_back_and_is_counted(monkeypatch) -> None:
-    def slow(solution: str, truth: str) -> rules.RuleOutcome:
-        import time
-
-        time.sleep(0.5)
-        return rules.RuleOutcome(1.0, "correct")
-
-    monkeypatch.setitem(rules.RULES, "math", slow)
-    scorer = HybridScorer(judge=None, sources={"m": {"rule": "math", "w_model": 0.0, "rule_timeout_s": 0.05}})
+    monkeypatch.setitem(rules.RULES, "math", _slow_rule)
+    scorer = HybridScorer(judge=None, sources={"m": {"rule": "math", "w_model": 0.0, "rule_timeout_s": 0.5}})
+    killed = rules.pool().stats["killed"]
     r = await scorer.score("m", "\\boxed{1}", "1", None, None)
     assert r["rule_timeout"] == 1.0 and r["rule_score"] == 0.0
-    await asyncio.sleep(0.6)  # let the abandoned worker thread finish
+    assert rules.pool().stats["killed"] == killed + 1  # the worker still sleeping was killed, not abandoned
+
+
+#: sympy evaluates the power tower to compare it with 1 and never returns (checked: > 40 s on this machine)
+PATHOLOGICAL = "$9^{9^{9^{9}}}$"
+
+
+async def test_pathological_math_answer_is_killed_and_leaves_nothing_running() -> None:
+    pool = rules.RulePool(size=1)
+    try:
+        assert (await pool.run(rules.mcq_answer, ("<answer>B</answer>", "B"), 60)).status == "correct"  # warm
+        threads = threading.active_count()
+        assert pool.alive() == 1
+        out = await pool.run(rules.math_answer, (PATHOLOGICAL, "1"), 2.0)
+        assert out is None and pool.stats["timeouts"] == 1 and pool.stats["killed"] == 1
+        assert pool.alive() == 0  # no process still computing the tower
+        assert threading.active_count() == threads  # and no thread was left behind in this process
+        scorer = HybridScorer(
+            judge=None, sources={"m": {"rule": "math", "w_model": 0.0, "rule_timeout_s": 2.0}}
+        )
+        shared_killed = rules.pool().stats["killed"]
+        r = await scorer.score("m", PATHOLOGICAL, "1", None, None)  # through the hybrid path (shared pool)
+        assert r["rule_timeout"] == 1.0 and rules.pool().stats["killed"] == shared_killed + 1
+        again = await pool.run(rules.math_answer, ("\\boxed{12}", "12"), 60)  # a fresh worker serves the next
+        assert again.status == "correct" and pool.stats["started"] == 2
+        with pytest.raises(ValueError, match="cannot parse the ground truth"):  # errors cross the process
+            await pool.run(rules.math_answer, ("\\boxed{1}", "\\"), 60)
+    finally:
+        pool.close()
+    assert pool.alive() == 0
 
 
 def test_source_config_errors_name_the_source() -> None:
