@@ -54,6 +54,8 @@ def resolve_checkpoint(local_dir: str | Path, backend: str = "fsdp") -> Path:
     step = _latest_step(path)
     if step is not None and (step / "actor" / marker).exists():
         return step / "actor"
+    if step is not None and (step / marker).exists():  # verl's SFT trainer saves the model in global_step_N
+        return step
     found = sorted(p.name for p in path.iterdir())[:20]
     raise FileNotFoundError(
         f"merge: {path} is not a verl {backend} checkpoint (no {marker}, no actor/, no global_step_N/actor); "

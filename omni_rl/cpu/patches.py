@@ -6,8 +6,18 @@
 2. `patch_gloo_process_group`: `verl.utils.distributed.initialize_global_process_group_ray` builds the
    backend string `f"cpu:gloo,{device}:{backend}"`, which for device "cpu" is "cpu:gloo,cpu:gloo" and
    torch rejects ("Duplicate device type cpu"). The wrapper passes "cpu:gloo" when the device is CPU.
+3. `patch_torchrun_process_group`: the same string is hard-coded (no backend argument) in
+   `verl.utils.distributed.initialize_global_process_group`, which verl's SFT trainer calls under torchrun
+   (`verl.trainer.sft_trainer.run_sft` imports it at call time). On CPU the wrapper initialises the process
+   group with "cpu:gloo" and returns what the original returns (local_rank, rank, world_size).
 
-`tests/cpu/test_patches.py` fails loudly if a verl upgrade renames or reshapes either target.
+4. `patch_reward_step_metrics`: verl's trainer logs the reward function's extra keys (format, accuracy,
+   judge_failed, parse_failed, soft_verdict, ...) only in *validation*; a training step shows the score
+   alone, so a GenRM that stops writing valid verdicts, or a judge that fails, is invisible while training.
+   `verl.trainer.ppo.metric_utils.compute_data_metrics` is wrapped to add `reward_extra/<key>/mean` for
+   every numeric per-sample key the reward returned (they sit in `batch.non_tensor_batch`).
+
+`tests/cpu/test_patches.py` fails loudly if a verl upgrade renames or reshapes any target.
 """
 
 from __future__ import annotations
@@ -75,3 +85,97 @@ def patch_gloo_process_group() -> None:
         module = sys.modules.get(name)
         if module is not None and getattr(module, "initialize_global_process_group_ray", None) is original:
             module.initialize_global_process_group_ray = wrapped
+
+
+def _cpu_torchrun_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap verl's torchrun initialiser: on CPU, one "cpu:gloo" backend; elsewhere verl's own code."""
+
+    @functools.wraps(original)
+    def initialize_global_process_group(timeout_second: int = 36000) -> tuple[int, int, int]:
+        import os
+        from datetime import timedelta
+
+        import torch.distributed
+        from verl.utils.device import get_device_name
+
+        if get_device_name() != "cpu":
+            return original(timeout_second=timeout_second)
+        torch.distributed.init_process_group(
+            backend="cpu:gloo",
+            timeout=timedelta(seconds=timeout_second),
+            init_method=os.environ.get("DIST_INIT_METHOD", None),
+        )
+        return int(os.environ["LOCAL_RANK"]), int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+
+    setattr(initialize_global_process_group, _PATCHED_FLAG, True)
+    return initialize_global_process_group
+
+
+def patch_torchrun_process_group() -> None:
+    """Install the torchrun wrapper in `verl.utils.distributed` (the SFT trainer imports it at call time)."""
+    import inspect
+
+    from verl.utils import distributed
+
+    original = getattr(distributed, "initialize_global_process_group", None)
+    if original is None or list(inspect.signature(original).parameters) != ["timeout_second"]:
+        raise RuntimeError(
+            "verl.utils.distributed.initialize_global_process_group changed (verl upgrade?): "
+            "omni_rl.cpu cannot fix the SFT trainer's CPU backend string; see omni_rl/cpu/patches.py"
+        )
+    if not getattr(original, _PATCHED_FLAG, False):
+        distributed.initialize_global_process_group = _cpu_torchrun_wrapper(original)
+
+
+#: non_tensor_batch keys that are verl's or the dataset's, not the reward function's
+_NOT_REWARD_KEYS = frozenset({"index", "uid", "__num_turns__", "request_id", "global_steps"})
+
+
+def reward_extra_metrics(batch: Any) -> dict[str, float]:
+    """`reward_extra/<key>/mean` for each numeric one-value-per-sample array in the batch's non-tensors."""
+    import numpy as np
+
+    out: dict[str, float] = {}
+    n = len(batch)
+    for key, values in batch.non_tensor_batch.items():
+        if key in _NOT_REWARD_KEYS:
+            continue
+        arr = np.asarray(values)
+        if arr.ndim == 1 and len(arr) == n and n and arr.dtype.kind in "fiub":
+            out[f"reward_extra/{key}/mean"] = float(arr.astype(np.float64).mean())
+    return out
+
+
+def _with_reward_extra(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap verl's step-metric function: its metrics, plus the reward's own keys averaged over the batch."""
+
+    @functools.wraps(original)
+    def compute_data_metrics(batch: Any, use_critic: bool = True) -> dict[str, Any]:
+        metrics = original(batch=batch, use_critic=use_critic)
+        metrics.update(reward_extra_metrics(batch))
+        return metrics
+
+    setattr(compute_data_metrics, _PATCHED_FLAG, True)
+    return compute_data_metrics
+
+
+def patch_reward_step_metrics() -> None:
+    """Install the wrapper in metric_utils and in ray_trainer if it already imported the function by name."""
+    import inspect
+    import sys
+
+    from verl.trainer.ppo import metric_utils
+
+    original = getattr(metric_utils, "compute_data_metrics", None)
+    if original is None or list(inspect.signature(original).parameters) != ["batch", "use_critic"]:
+        raise RuntimeError(
+            "verl.trainer.ppo.metric_utils.compute_data_metrics changed (verl upgrade?): omni_rl cannot add "
+            "the reward's keys to the step metrics; see omni_rl/cpu/patches.py"
+        )
+    if getattr(original, _PATCHED_FLAG, False):
+        return
+    wrapped = _with_reward_extra(original)
+    metric_utils.compute_data_metrics = wrapped
+    trainer = sys.modules.get("verl.trainer.ppo.ray_trainer")
+    if trainer is not None and getattr(trainer, "compute_data_metrics", None) is original:
+        trainer.compute_data_metrics = wrapped

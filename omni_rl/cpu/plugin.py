@@ -44,12 +44,18 @@ def _register_rollout() -> None:
     from verl.workers.rollout.replica import RolloutReplicaRegistry
 
     from omni_rl.cpu import ROLLOUT_NAME
-    from omni_rl.cpu.patches import add_rollout_adapter, patch_gloo_process_group, patch_torchrun_process_group
+    from omni_rl.cpu.patches import (
+        add_rollout_adapter,
+        patch_gloo_process_group,
+        patch_reward_step_metrics,
+        patch_torchrun_process_group,
+    )
 
     RolloutReplicaRegistry.register(ROLLOUT_NAME, _load_replica)
     add_rollout_adapter(ROLLOUT_NAME)
     patch_gloo_process_group()
     patch_torchrun_process_group()  # verl's SFT trainer under torchrun (recipes/sft_genrm.sh)
+    patch_reward_step_metrics()  # the reward's keys (format, judge counters) in every training step
 
 
 _register_engines()

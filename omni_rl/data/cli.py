@@ -199,8 +199,16 @@ def _cmd_hard_samples(argv: list[str]) -> int:
     return int(hard_samples.main(argv) or 0)
 
 
+def _cmd_policy_prompts(argv: list[str]) -> int:
+    """Delegate to omni_rl.data.policy_export (the policy-GRPO prompt parquet)."""
+    from omni_rl.data.policy_export import main as policy_main
+
+    return policy_main(argv)
+
+
 COMMANDS = {
     "prepare": _cmd_prepare,
+    "policy-prompts": _cmd_policy_prompts,
     "stats": _cmd_stats,
     "loaders": _cmd_loaders,
     "hard-samples": _cmd_hard_samples,

@@ -8,6 +8,7 @@ bounded connection pool instead of opening one client each.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
@@ -25,9 +26,31 @@ PROMPT_KEY, MEDIA_KEY = "omni_prompt", "omni_media"
 NON_JUDGE_KEYS = ("sources", "group")
 
 
+def genrm_training_keys() -> frozenset[str]:
+    """Options of the GenRM *training* reward (reward_fns/genrm.py) that a policy reward never uses.
+
+    A shared CPU profile (cpu_tiny) sets some of them (a length penalty) for the GenRM job; when the policy
+    job uses the same profile they are dropped here with a warning naming them, not refused. Any other
+    unknown key is still an error (a typo must not be silently ignored).
+    """
+    from dataclasses import fields
+
+    from omni_rl.rewards.genrm import GenRMRewardConfig
+
+    return frozenset(f.name for f in fields(GenRMRewardConfig)) - frozenset(
+        f.name for f in fields(PolicyJudgeConfig)
+    )
+
+
 def _judge_config(kwargs: dict[str, Any], router: str | None, rm_tokenizer: Any) -> PolicyJudgeConfig:
     """reward_kwargs + router address + environment → a validated PolicyJudgeConfig."""
-    kw = {k: v for k, v in kwargs.items() if k not in NON_JUDGE_KEYS}
+    training_only = sorted(set(kwargs) & genrm_training_keys())
+    if training_only:
+        logging.getLogger(__name__).warning(
+            "reward_fns/omni.py: ignoring GenRM-training reward_kwargs %s (they configure reward_fns/genrm.py)",
+            training_only,
+        )
+    kw = {k: v for k, v in kwargs.items() if k not in NON_JUDGE_KEYS and k not in training_only}
     if not kw.get("base_url"):
         if router:
             kw["base_url"] = base_url_from_address(router)

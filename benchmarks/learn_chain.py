@@ -1,0 +1,359 @@
+"""`make learn`: does the whole chain learn on CPU? SFT -> GenRM GRPO -> eval -> policy GRPO -> best-of-N.
+
+    python benchmarks/learn_chain.py                 # full chain (sized for < 45 min on 2 free cores)
+    python benchmarks/learn_chain.py --preset quick  # a few steps of each stage (the slow test runs this)
+
+Every stage is the project's own command on the synthetic task of `omni_rl.learn.synthetic` (gold rule
+known, so every learning claim is checked against it):
+ 1. `recipes/sft_genrm.sh` (PROFILE=cpu_sft, verl's SFT trainer under torchrun) on rationale+verdict traces;
+ 2. `omni-rl merge`, then `recipes/train_genrm.sh` (PROFILE=cpu_tiny,cpu_learn: verl's main_ppo GRPO,
+    reward_fns/genrm.py) from the SFT model; valid-verdict rate and reward branches per step;
+ 3. `omni-rl serve` (vLLM CPU) + `omni-rl eval order=both` on held-out pairs: random init vs SFT vs SFT+GRPO;
+ 4. `recipes/align_policy.sh` (PROFILE=cpu_policy, RM=external on the trained GenRM server): once with
+    reward_fns/omni.py vs the reference, once with GroupWinRateRewardManager; GenRM reward AND the gold
+    rule's satisfaction rate per step (a rising reward with a flat gold rate is reported as hacking);
+ 5. `omni-rl bon` with the trained GenRM over the trained policy's samples: gold accuracy vs N.
+Writes <out>/report.md, report.json and PNG curves; a failed stage is recorded and the report still written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from omni_rl.learn import curves  # noqa: E402
+from omni_rl.learn.synthetic import TEMPLATE, TaskSpec, satisfies, write_task  # noqa: E402
+
+PY = sys.executable
+
+
+@dataclass
+class Preset:
+    """Sizes of one chain run."""
+
+    sft_steps: int = 40
+    grpo_steps: int = 20
+    policy_steps: int = 10
+    n_train: int = 1024
+    n_heldout: int = 100
+    n_policy: int = 32
+    teacher_accuracy: float = 0.6
+    bon_prompts: int = 16
+    bon_n: int = 8
+    stage_timeout_s: int = 1500
+
+
+PRESETS = {
+    "full": Preset(),
+    "quick": Preset(sft_steps=3, grpo_steps=2, policy_steps=1, n_train=128, n_heldout=12, n_policy=8,
+                    bon_prompts=2, bon_n=2, stage_timeout_s=900),
+}  # fmt: skip
+
+
+class StageError(RuntimeError):
+    """A stage's command failed; the message carries the tail of its log."""
+
+
+class Chain:
+    """Runs the stages in order, keeping report.json current after each one."""
+
+    def __init__(self, out: Path, preset: Preset, name: str) -> None:
+        self.out, self.p = out, preset
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.report: dict[str, Any] = {"preset": name, "sizes": asdict(preset), "stages": {}, "results": {}}
+        self.servers: list[subprocess.Popen] = []
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
+        self.env.update(PYTHON=PY, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0")
+        self.env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        self.env["PATH"] = f"{Path(PY).parent}:{self.env.get('PATH', '')}"
+
+    # -- plumbing ------------------------------------------------------------------------------------
+    def save(self) -> None:
+        (self.out / "report.json").write_text(json.dumps(self.report, indent=2, default=str))
+
+    def run(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> str:
+        """Run one command (cwd = repo), log to <out>/logs/<name>.log, raise StageError on failure."""
+        logs = self.out / "logs"
+        logs.mkdir(exist_ok=True)
+        print(f"[learn] {name}: {' '.join(cmd)[:300]}", flush=True)
+        with open(logs / f"{name}.log", "w") as fh:
+            try:
+                res = subprocess.run(cmd, cwd=REPO, env={**self.env, **(env or {})}, stdout=fh,
+                                     stderr=subprocess.STDOUT, timeout=self.p.stage_timeout_s)  # fmt: skip
+                rc = res.returncode
+            except subprocess.TimeoutExpired:
+                rc = "timeout"
+        log = (logs / f"{name}.log").read_text(errors="replace")
+        if rc != 0:
+            raise StageError(f"{name} exited with {rc}; log {logs / (name + '.log')}:\n{log[-3000:]}")
+        return log
+
+    def stage(self, name: str, fn: Any, *args: Any) -> Any:
+        """Time a stage, record ok/failed in the report, and never let one failure lose the report."""
+        t0 = time.monotonic()
+        try:
+            value = fn(*args)
+            self.report["stages"][name] = {"status": "ok", "seconds": round(time.monotonic() - t0, 1)}
+            return value
+        except Exception as exc:  # recorded in the report and re-raised at the end by main()
+            self.report["stages"][name] = {"status": "failed", "seconds": round(time.monotonic() - t0, 1),
+                                           "error": f"{type(exc).__name__}: {exc}"[-2500:]}  # fmt: skip
+            print(f"[learn] {name} FAILED: {exc}", file=sys.stderr, flush=True)
+            return None
+        finally:
+            self.save()
+
+    def serve(self, model: Path, name: str) -> str:
+        """`omni-rl serve` a model on a free loopback port; returns its /v1 URL once healthy."""
+        from omni_rl.testing.servers import free_port
+
+        port = free_port()
+        log = open(self.out / "logs" / f"serve_{name}.log", "w")  # noqa: SIM115 (lives with the server)
+        cmd = [PY, "-m", "omni_rl.cli", "serve", f"model={model}", f"served_model_name={name}",
+               f"port={port}", "max_model_len=1024", "dtype=float32"]  # fmt: skip
+        proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+        self.servers.append(proc)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StageError(f"server {name} exited with {proc.returncode}; see {log.name}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return f"http://127.0.0.1:{port}/v1"
+            except OSError:
+                time.sleep(1)
+        raise StageError(f"server {name} not healthy after 600 s")
+
+    def stop_servers(self) -> None:
+        for proc in self.servers:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+        self.servers.clear()
+
+    # -- stages --------------------------------------------------------------------------------------
+    def data(self) -> dict[str, Path]:
+        """Tiny model, synthetic task, GRPO judge parquet (`data prepare`), policy parquet (`policy-prompts`)."""
+        from transformers import AutoTokenizer
+
+        from omni_rl.testing.tiny_models import ensure_tiny_models
+
+        base = ensure_tiny_models(REPO / ".cache" / "tiny-models", ("text",))["text"]
+        task = self.out / "task"
+        spec = TaskSpec(n_train=self.p.n_train, n_heldout=self.p.n_heldout, n_policy=self.p.n_policy,
+                        teacher_accuracy=self.p.teacher_accuracy)  # fmt: skip
+        self.report["results"]["task"] = write_task(task, AutoTokenizer.from_pretrained(base), spec)
+        cli = [PY, "-m", "omni_rl.cli", "data"]
+        self.run("prepare_genrm", [*cli, "prepare", "loader=omni_rewardbench", f"path={task / 'pairs_train.jsonl'}",
+                                   f"out_dir={self.out / 'genrm_data'}", f"template={TEMPLATE}",
+                                   "data_source=synthetic_words", "progress=false"])  # fmt: skip
+        self.run("prepare_policy", [*cli, "policy-prompts", "loader=omni_rewardbench",
+                                    f"path={task / 'pairs_policy.jsonl'}", f"out_dir={self.out / 'policy_data'}",
+                                    "data_source=synthetic_words"])  # fmt: skip
+        return {"base": base, "task": task}
+
+    def sft(self, d: dict[str, Path]) -> Path:
+        """Cold-start SFT with verl's SFT trainer on CPU, then `omni-rl merge`."""
+        ckpt = self.out / "ckpt" / "sft"
+        log = self.run("sft", ["bash", "recipes/sft_genrm.sh", f"data.train_files={d['task'] / 'sft' / 'train.parquet'}",
+                               f"model.path={d['base']}", f"trainer.default_local_dir={ckpt}",
+                               f"trainer.total_training_steps={self.p.sft_steps}"],
+                       env={"PROFILE": "cpu_sft", "NPROC": "1"})  # fmt: skip
+        loss = curves.curve(curves.step_metrics(log), "train/loss")
+        self.report["results"]["sft"] = {"loss": loss, "loss_trend": curves.trend(loss)}
+        return self.merge("sft", ckpt)
+
+    def merge(self, name: str, ckpt: Path) -> Path:
+        target = self.out / "models" / name
+        self.run(
+            f"merge_{name}", [PY, "-m", "omni_rl.cli", "merge", f"local_dir={ckpt}", f"target_dir={target}"]
+        )
+        return target
+
+    def grpo(self, sft_model: Path) -> Path:
+        """GenRM GRPO with verl's main_ppo on CPU from the SFT model."""
+        ckpt, dumps = self.out / "ckpt" / "genrm_grpo", self.out / "rollouts" / "genrm_grpo"
+        n = self.p.grpo_steps
+        log = self.run("genrm_grpo", ["bash", "recipes/train_genrm.sh",
+                                      f"data.train_files={self.out / 'genrm_data' / 'train.parquet'}",
+                                      f"actor_rollout_ref.model.path={sft_model}",
+                                      f"trainer.default_local_dir={ckpt}", f"trainer.rollout_data_dir={dumps}",
+                                      f"trainer.total_training_steps={n}", f"trainer.save_freq={n}"],
+                       env={"PROFILE": "cpu_tiny,cpu_learn"})  # fmt: skip
+        per_step = {s: curves.genrm_step(rows) for s, rows in curves.read_rollouts(dumps).items()}
+        verl = curves.step_metrics(log)
+        for s, m in per_step.items():
+            m["verl_score_mean"] = verl.get(s, {}).get("critic/score/mean", float("nan"))
+            m["verl_format_mean"] = verl.get(s, {}).get("reward_extra/format/mean", float("nan"))
+        self.report["results"]["genrm_grpo"] = {
+            "per_step": per_step,
+            "valid_verdict_trend": curves.trend(curves.curve(per_step, "valid_verdict_rate")),
+            "label_match_trend": curves.trend(curves.curve(per_step, "label_match_rate")),
+            "branches_fired": {k: sum(m[k] > 0 for m in per_step.values())
+                               for k in ("label_match_rate", "tie_match_rate", "format0_rate", "wrong_side_rate")},
+        }  # fmt: skip
+        return self.merge("genrm_grpo", ckpt)
+
+    def evaluate(self, name: str, model: Path) -> tuple[str, dict[str, Any]]:
+        """Serve a GenRM and run `omni-rl eval order=both` on the held-out pairs; returns (url, metrics)."""
+        url = self.serve(model, "genrm")
+        out = self.out / "eval" / name
+        self.run(f"eval_{name}", [PY, "-m", "omni_rl.cli", "eval", "data.loader=omni_rewardbench",
+                                  f"data.path={self.out / 'task' / 'pairs_heldout.jsonl'}", "judge.type=genrm",
+                                  f"judge.base_url={url}", "judge.model=genrm", f"judge.template={TEMPLATE}",
+                                  "judge.max_tokens=24", "order=both", f"out_dir={out}", "progress=false"])  # fmt: skip
+        rep = json.loads((out / "report.json").read_text())["metrics"]
+        res = {
+            "acc_no_ties": rep["by_task"]["overall"]["acc_no_ties"],
+            "acc_with_ties": rep["by_task"]["overall"]["acc_with_ties"],
+            "parse_failure_rate": rep["failures"]["rate"],
+            "swap_consistency": (rep.get("swap_consistency") or {}).get("rate"),
+            "judgments": rep["judgments"],
+        }
+        self.report["results"].setdefault("eval", {})[name] = res
+        return url, res
+
+    def policy(self, name: str, judge_url: str, base: Path, extra: list[str]) -> Path:
+        """Policy GRPO rewarded by the GenRM server; GenRM reward and gold-rule rate per step."""
+        ckpt, dumps = self.out / "ckpt" / name, self.out / "rollouts" / name
+        n = self.p.policy_steps
+        log = self.run(name, ["bash", "recipes/align_policy.sh",
+                              f"data.train_files={self.out / 'policy_data' / 'train.parquet'}",
+                              f"actor_rollout_ref.model.path={base}", f"trainer.experiment_name={name}",
+                              f"trainer.default_local_dir={ckpt}", f"trainer.rollout_data_dir={dumps}",
+                              f"trainer.total_training_steps={n}", f"trainer.save_freq={n}",
+                              f"reward.custom_reward_function.reward_kwargs.template={TEMPLATE}", *extra],
+                       env={"PROFILE": "cpu_policy", "RM": "external", "JUDGE_URL": judge_url,
+                            "JUDGE_MODEL": "genrm"})  # fmt: skip
+        per_step = {s: curves.policy_step(rows, satisfies) for s, rows in curves.read_rollouts(dumps).items()}
+        verl = curves.step_metrics(log)
+        for s, m in per_step.items():
+            for key in ("judge_failed", "parse_failed", "judge_calls", "soft_verdict", "swap_disagree"):
+                m[key] = verl.get(s, {}).get(f"reward_extra/{key}/mean", float("nan"))
+        reward = curves.trend(curves.curve(per_step, "mean_reward"))
+        gold = curves.trend(curves.curve(per_step, "gold_rate"))
+        self.report["results"].setdefault("policy", {})[name] = {
+            "per_step": per_step, "reward_trend": reward, "gold_trend": gold,
+            "verdict": hacking_verdict(reward, gold),
+        }  # fmt: skip
+        return self.merge(name, ckpt)
+
+    def bon(self, policy_model: Path, judge_url: str) -> dict[str, Any]:
+        """`omni-rl bon` (knockout, both orders) over the policy's samples; gold accuracy of the pick vs N."""
+        policy_url = self.serve(policy_model, "policy")
+        rows = [json.loads(x) for x in (self.out / "task" / "pairs_policy.jsonl").read_text().splitlines()]
+        inp = self.out / "bon" / "prompts.jsonl"
+        inp.parent.mkdir(parents=True, exist_ok=True)
+        inp.write_text("".join(json.dumps({"id": r["id"], "prompt": r["prompt"], "criteria": r["criteria"]}) + "\n"
+                               for r in rows[: self.p.bon_prompts]))  # fmt: skip
+        out = self.out / "bon" / "bon.jsonl"
+        sweep = [n for n in (1, 2, 4, 8, 16) if n <= self.p.bon_n]
+        self.run("bon", [PY, "-m", "omni_rl.cli", "bon", f"input={inp}", f"output={out}",
+                         f"policy.base_url={policy_url}", "policy.model=policy", f"policy.n={self.p.bon_n}",
+                         "policy.max_tokens=12", f"judge.base_url={judge_url}", "judge.model=genrm",
+                         f"judge.template={TEMPLATE}", "judge.max_tokens=24", "strategies=[knockout]",
+                         f"sweep=[{','.join(map(str, sweep))}]", "progress=false"])  # fmt: skip
+        res = bon_accuracy([json.loads(x) for x in out.read_text().splitlines() if x.strip()], sweep)
+        self.report["results"]["bon"] = res
+        return res
+
+
+def hacking_verdict(reward: dict[str, Any], gold: dict[str, Any], eps: float = 0.02) -> str:
+    """Name what the two trends show: learning, reward hacking, flat, or too few steps to tell."""
+    if reward["delta"] is None or gold["delta"] is None:
+        return "too few steps to tell"
+    if reward["delta"] > eps and gold["delta"] > eps:
+        return "learning: GenRM reward and gold rate both rose"
+    if reward["delta"] > eps:
+        return "REWARD HACKING: GenRM reward rose, gold rate did not"
+    if gold["delta"] > eps:
+        return "gold rate rose without the GenRM reward rising"
+    return "flat: neither rose"
+
+
+def bon_accuracy(records: list[dict[str, Any]], sweep: list[int]) -> dict[str, Any]:
+    """Gold accuracy per N of the knockout pick, the first sample, a random pick (expected) and the oracle."""
+    acc: dict[str, dict[int, list[float]]] = {
+        k: {n: [] for n in sweep} for k in ("pick", "first", "random", "oracle")
+    }
+    for rec in records:
+        gold = [satisfies(c["text"]) for c in rec["candidates"]]
+        for n in sweep:
+            pick = (rec.get("picks", {}).get("knockout") or {}).get(
+                str(n), rec.get("picks", {}).get("knockout", {}).get(n)
+            )
+            if pick is None:
+                continue
+            acc["pick"][n].append(float(gold[int(pick)]))
+            acc["first"][n].append(float(gold[0]))
+            acc["random"][n].append(sum(gold[:n]) / n)
+            acc["oracle"][n].append(float(any(gold[:n])))
+    return {k: {n: (sum(v) / len(v) if v else None) for n, v in by_n.items()} for k, by_n in acc.items()} | {
+        "prompts": len(records)}  # fmt: skip
+
+
+def run_chain(out: Path, preset_name: str) -> dict[str, Any]:
+    """All stages in order; a stage whose input is missing is recorded as skipped."""
+    chain = Chain(out, PRESETS[preset_name], preset_name)
+    t0 = time.monotonic()
+    try:
+        d = chain.stage("data", chain.data)
+        sft = chain.stage("sft", chain.sft, d) if d else None
+        grpo = chain.stage("genrm_grpo", chain.grpo, sft) if sft else None
+        judge_url = None
+        for name, model in (("random_init", d and d["base"]), ("sft", sft), ("sft_grpo", grpo)):
+            if model:
+                r = chain.stage(f"eval_{name}", chain.evaluate, name, model)
+                if name == "sft_grpo" and r:
+                    judge_url = r[0]  # keep the trained GenRM up for the policy stages
+                else:
+                    chain.stop_servers()
+        policy = None
+        if judge_url:
+            policy = chain.stage(
+                "policy_vs_reference", chain.policy, "policy_vs_reference", judge_url, d["base"], []
+            )
+            chain.stage("policy_group_winrate", chain.policy, "policy_group_winrate", judge_url, d["base"],
+                        ["reward.reward_manager.name=GroupWinRateRewardManager",
+                         "+reward.custom_reward_function.reward_kwargs.group.scheme=round_robin"])  # fmt: skip
+            chain.stage("bon", chain.bon, policy or d["base"], judge_url)
+    finally:
+        chain.stop_servers()
+        chain.report["total_seconds"] = round(time.monotonic() - t0, 1)
+        chain.save()
+        from omni_rl.learn.report import write_markdown
+
+        write_markdown(chain.report, out)
+    return chain.report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="full")
+    ap.add_argument("--out", default=str(REPO / "outputs" / "learn"))
+    args = ap.parse_args(argv)
+    report = run_chain(Path(args.out).resolve(), args.preset)
+    failed = [k for k, v in report["stages"].items() if v["status"] != "ok"]
+    print(f"[learn] report: {Path(args.out) / 'report.md'}; failed stages: {failed or 'none'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
