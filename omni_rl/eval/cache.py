@@ -3,7 +3,9 @@
 One line per judgment, written with a single `os.write` on an O_APPEND descriptor as soon as it is
 known. A kill can at worst leave one torn last line; `load` cuts it off (and counts it) before
 anything new is appended. Lines are keyed by (judge, benchmark, item, order, sample); a repeated key
-keeps the first line and is counted, never double-counted in metrics.
+with the same item content keeps the first line and is counted, never double-counted in metrics. A
+line whose `item_hash` differs from the line before it is a re-judgment of a changed item: the later
+line supersedes the earlier one (the runner appends it when the benchmark row changed).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class LoadStats:
     lines: int = 0
     records: int = 0
     duplicates: int = 0
+    superseded: int = 0
     torn_tail_bytes: int = 0
 
 
@@ -70,12 +73,16 @@ class ResultCache:
         return stats
 
     def _add(self, rec: Record, stats: LoadStats) -> None:
-        """Index one loaded record; a repeated key keeps the first and is counted."""
+        """Index one loaded record; a repeated key keeps the first unless the item changed (then the newer)."""
         stats.lines += 1
-        if rec.key in self.records:
-            stats.duplicates += 1
-        else:
+        old = self.records.get(rec.key)
+        if old is None:
             self.records[rec.key] = rec
+        elif old.item_hash != rec.item_hash:
+            stats.superseded += 1
+            self.records[rec.key] = rec
+        else:
+            stats.duplicates += 1
 
     def __contains__(self, key: CacheKey) -> bool:
         return key in self.records
@@ -85,8 +92,9 @@ class ResultCache:
         return self.records.get(key)
 
     def append(self, rec: Record) -> bool:
-        """Persist one judgment immediately; returns False (and writes nothing) for a known key."""
-        if rec.key in self.records:
+        """Persist one judgment immediately; False (nothing written) for a known key with the same item content."""
+        old = self.records.get(rec.key)
+        if old is not None and old.item_hash == rec.item_hash:
             return False
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omni_rl.data.export import RejectRateError, check_reject_rate
+from omni_rl.data.loaders.base import FileError, LoaderOptionError
+from omni_rl.data.schema import DataError
 from omni_rl.eval import metrics
 from omni_rl.eval.cache import ResultCache
+from omni_rl.eval.fingerprint import judge_identity
 from omni_rl.eval.judges import (
     AlwaysFirstJudge,
     GenRMJudge,
@@ -28,7 +32,7 @@ from omni_rl.eval.judges import (
     ScalarJudge,
 )
 from omni_rl.eval.report import software_versions, write_report
-from omni_rl.eval.runner import ORDERS, EvalAborted, RunResult, run_judge
+from omni_rl.eval.runner import ORDERS, EvalAborted, JudgeChanged, RunResult, SourceOrderUnknown, run_judge
 
 log = logging.getLogger(__name__)
 JUDGE_TYPES = ("genrm", "scalar_hf", "scalar_vllm", "scalar_bt", "scalar_plugin", "always_first", "random")
@@ -41,8 +45,10 @@ class DataConfig:
     loader: str = "???"
     path: str = "???"
     media_root: str | None = None  # default: the data file's folder
-    limit: int | None = None  # first N pairs (smoke runs)
+    limit: int | None = None  # first N pairs (smoke runs): reading stops there, whole-file checks do not run
     check_files: bool = True
+    options: dict[str, Any] = field(default_factory=dict)  # loader options (`omni-rl data loaders`)
+    max_reject_fraction: float = 0.5  # same guard as `data prepare`: more rejected rows than this fails
 
 
 @dataclass
@@ -84,6 +90,7 @@ class EvalConfig:
     max_errors: int = 20
     out_dir: str = "eval_out"
     cache: str = ""  # default: <out_dir>/cache.jsonl
+    resume: str = "auto"  # auto: refuse a cache made by a changed judge | force: reuse its judgments anyway
     progress: bool = True
 
 
@@ -144,39 +151,80 @@ def _import(spec: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def load_benchmark(cfg: DataConfig, rejects_path: Path) -> tuple[list[Any], int, int]:
+@dataclass
+class Loaded:
+    """What loading produced: usable pairs, counts of what was not usable, and the file's own facts."""
+
+    pairs: list[Any]
+    rejects: int = 0
+    renamed: int = 0
+    facts: dict[str, Any] = field(default_factory=dict)
+    top_reject: str = ""
+
+
+def load_benchmark(cfg: DataConfig, rejects_path: Path, cache_dir: Path | None = None) -> Loaded:
     """Load pairs through the registered loader; every reject goes to the rejects file.
 
-    Item ids key the cache, so they must be unique: a repeated source id (the public Multimodal
-    RewardBench file reuses some ids for different pairs) gets a stable `#dupK` suffix and is counted.
+    With `limit`, reading stops at the N-th usable pair (the loader's whole-file checks then do not
+    run, and the facts say so). Item ids key the cache, so they must be unique: a repeated source id
+    (the public Multimodal RewardBench file reuses some ids) gets a stable `#dupK` suffix and is counted.
     """
+    from collections import Counter
+
     from omni_rl.data.loaders import Reject, iter_records
 
-    pairs: list[Any] = []
-    n_rej = n_dup = 0
+    out = Loaded(pairs=[])
+    reasons: Counter[str] = Counter()
     seen: dict[str, int] = {}
     rejects_path.parent.mkdir(parents=True, exist_ok=True)
+    records = iter_records(cfg.loader, cfg.path, media_root=cfg.media_root, cache_dir=cache_dir,
+                           check_files=cfg.check_files, facts=out.facts, **cfg.options)  # fmt: skip
     with rejects_path.open("w") as rej:
-        for rec in iter_records(cfg.loader, cfg.path, media_root=cfg.media_root, check_files=cfg.check_files):
+        for rec in records:
             if isinstance(rec, Reject):
-                n_rej += 1
+                out.rejects += 1
+                reasons[f"{rec.field}: {rec.reason}"[:160]] += 1
                 rej.write(rec.to_json() + "\n")
-                continue
-            if cfg.limit is not None and len(pairs) >= cfg.limit:
                 continue
             k = seen.get(rec.id, 0)
             seen[rec.id] = k + 1
             if k:
-                n_dup += 1
+                out.renamed += 1
                 rec.meta["source_id"] = rec.id
                 rec.id = f"{rec.id}#dup{k}"
-            pairs.append(rec)
-    if n_dup:
-        log.warning("%s: %d pairs reuse an earlier id; renamed with #dupK suffixes", cfg.path, n_dup)
-    return pairs, n_rej, n_dup
+            out.pairs.append(rec)
+            if cfg.limit is not None and len(out.pairs) >= cfg.limit:
+                records.close()  # stop reading: the rest of the file is not part of this run
+                out.facts["limited"] = f"stopped after data.limit={cfg.limit} pairs"
+                break
+    if out.renamed:
+        log.warning("%s: %d pairs reuse an earlier id; renamed with #dupK suffixes", cfg.path, out.renamed)
+    out.top_reject = reasons.most_common(1)[0][0] if reasons else ""
+    return out
+
+
+def check_source_order(pairs: list[Any], loader: str) -> dict[str, int]:
+    """order=source needs the source's own order for every pair; refuse (naming pairs) when it is unknown."""
+    unknown = [p.id for p in pairs if "source_first_is_chosen" not in p.meta]
+    if unknown:
+        raise SourceOrderUnknown(
+            f"order=source: loader {loader!r} does not know which response the file showed first for "
+            f"{len(unknown)} of {len(pairs)} pairs (e.g. {', '.join(unknown[:3])}); use order=random "
+            "(default), both or chosen_first"
+        )
+    first = sum(bool(p.meta["source_first_is_chosen"]) for p in pairs)
+    return {"preferred_first": first, "pairs": len(pairs)}
 
 
 def build_report(cfg: EvalConfig, judge: Judge, result: RunResult, n_rejects: int) -> dict[str, Any]:
+    """Metrics plus everything needed to reproduce them."""
+    report = _report(cfg, judge, result, n_rejects)
+    report["run"]["changed_items_rejudged"] = result.changed_items
+    report["run"]["reused_other_judge_fingerprint"] = result.reused_other_judge
+    return report
+
+
+def _report(cfg: EvalConfig, judge: Judge, result: RunResult, n_rejects: int) -> dict[str, Any]:
     """Metrics plus everything needed to reproduce them."""
     benchmark = cfg.benchmark or cfg.data.loader
     kind = metrics.benchmark_kind(benchmark if cfg.benchmark else cfg.data.loader)
@@ -212,15 +260,20 @@ def build_report(cfg: EvalConfig, judge: Judge, result: RunResult, n_rejects: in
 
 
 async def evaluate_async(cfg: EvalConfig) -> dict[str, Any]:
-    """Load, judge (resuming from the cache), report."""
+    """Load, judge (resuming from the cache when item and judge still match), report."""
     if cfg.order not in ORDERS:
         raise SystemExit(f"order must be one of {ORDERS}, got {cfg.order!r}")
     out = Path(cfg.out_dir)
-    pairs, n_rej, n_dup = load_benchmark(cfg.data, out / "rejects.jsonl")
+    loaded = load_benchmark(cfg.data, out / "rejects.jsonl", out / "media")
+    pairs, n_rej = loaded.pairs, loaded.rejects
+    check_reject_rate(
+        n_rej, n_rej + len(pairs), cfg.data.max_reject_fraction, loaded.top_reject, out / "rejects.jsonl"
+    )
     if not pairs:
         raise SystemExit(
             f"no usable pairs in {cfg.data.path} ({n_rej} rejected, see {out / 'rejects.jsonl'})"
         )
+    source_order = check_source_order(pairs, cfg.data.loader) if cfg.order == "source" else None
     judge = build_judge(cfg.judge)
     if cfg.samples > 1 and cfg.judge.type == "genrm" and cfg.judge.temperature == 0.0:
         log.warning(
@@ -236,10 +289,11 @@ async def evaluate_async(cfg: EvalConfig) -> dict[str, Any]:
             st.duplicates,
         )
     try:
+        identity = await judge_identity(judge)
         result = await run_judge(
             pairs, judge, cfg.benchmark or cfg.data.loader, cache,
             order=cfg.order, seed=cfg.seed, samples=cfg.samples, concurrency=cfg.concurrency,
-            max_errors=cfg.max_errors, progress=cfg.progress,
+            max_errors=cfg.max_errors, progress=cfg.progress, judge_fp=identity["fingerprint"], resume=cfg.resume,
         )  # fmt: skip
     finally:
         cache.close()
@@ -248,9 +302,10 @@ async def evaluate_async(cfg: EvalConfig) -> dict[str, Any]:
         for s in result.skipped:
             rej.write(json.dumps({"source": cfg.data.loader, "field": "<judge>", **s}) + "\n")
     report = build_report(cfg, judge, result, n_rej)
-    report["run"]["renamed_duplicate_ids"] = n_dup
-    if cfg.order == "source":  # loaders that do not record the source order fall back to chosen-first
-        report["run"]["source_order_unknown"] = sum("source_first_is_chosen" not in p.meta for p in pairs)
+    report["run"]["renamed_duplicate_ids"] = loaded.renamed
+    report["run"]["source_order"] = source_order
+    report["judge"]["identity"] = identity
+    report["data"] = {"path": cfg.data.path, "loader": cfg.data.loader, "facts": loaded.facts}
     write_report(report, out)
     return report
 
@@ -290,11 +345,18 @@ def main(argv: list[str]) -> int:
     except EvalAborted as exc:
         print(f"omni-rl eval: aborted: {exc}", file=sys.stderr)
         return 3
+    except (FileError, LoaderOptionError, SourceOrderUnknown, JudgeChanged) as exc:
+        print(f"omni-rl eval: {exc}", file=sys.stderr)
+        return 2
+    except (DataError, RejectRateError) as exc:
+        print(f"omni-rl eval: {cfg.data.path}: {exc}", file=sys.stderr)
+        return 1
     m, run = report["metrics"], report["run"]
     acc = "n/a" if m["accuracy"] is None else f"{100 * m['accuracy']:.2f}%"
     print(
-        f"{report['benchmark']}: accuracy {acc} over {m['judgments']} judgments; parse failures "
-        f"{m['failures']['count']}; skipped {run['skipped']}; errors {run['errors']}; report in {cfg.out_dir}/report.md"
+        f"{report['benchmark']}: accuracy {acc} over {m['judgments']} judgments; rejected {run['rejects']} rows; "
+        f"parse failures {m['failures']['count']}; skipped {run['skipped']}; errors {run['errors']}; "
+        f"report in {cfg.out_dir}/report.md"
     )
     if not m["judgments"]:
         print("omni-rl eval: nothing was judged (see rejects.jsonl for why)", file=sys.stderr)

@@ -22,8 +22,11 @@ KINDS: tuple[str, ...] = (
     "vl_rewardbench",
     "multimodal_rewardbench",
     "mm_rlhf",
+    "genai_bench_video",
     "generic",
 )
+# Metrics a benchmark defines for itself; nothing else gets them (Acc+ over id groups means nothing elsewhere).
+ACC_PLUS_KINDS: tuple[str, ...] = ("mm_rlhf",)
 
 
 def benchmark_kind(name: str) -> str:
@@ -37,6 +40,8 @@ def benchmark_kind(name: str) -> str:
         return "multimodal_rewardbench"
     if "mm_rlhf" in n or "mmrlhf" in n:
         return "mm_rlhf"
+    if "genai_bench" in n or "genaibench" in n:
+        return "genai_bench_video"
     return "generic"
 
 
@@ -178,6 +183,40 @@ def acc_plus(recs: Sequence[Record]) -> dict[str, Any]:
     return {"acc": accuracy(recs)["acc"], "acc_plus": _mean(plus), "n": len(recs), "n_groups": n_groups}
 
 
+def tie_protocols(recs: Sequence[Record]) -> dict[str, Any]:
+    """GenAI-Bench-Video scored two ways, each labelled: its own four classes, and tie+both-bad merged.
+
+    four_class: left / right / tie / both-bad are distinct; a `tie` verdict is right only for a tie vote
+    and a both-bad vote needs a `bothbad` verdict. merged: tie and both-bad votes (and verdicts) are one
+    tie class — simpler, NOT the benchmark's protocol, reported as such.
+    """
+    n = len(recs)
+    votes = Counter(r.vote or ("tie" if r.is_tie else "decisive") for r in recs)
+    four = merged = 0
+    for r in recs:
+        v = r.verdict
+        if not r.is_tie:
+            four += r.correct
+            merged += r.correct
+            continue
+        four += v == (r.vote or "tie")
+        merged += v in ("tie", "bothbad")
+    can_say_bothbad = any(r.verdict == "bothbad" for r in recs)
+    return {
+        "four_class": {
+            "acc": _ratio(four, n), "n": n, "classes": ["left", "right", "tie", "bothbad"],
+            "votes": {"decisive": votes["decisive"], "tie": votes["tie"], "bothbad": votes["bothbad"]},
+            "note": "benchmark protocol: tie and both-bad are separate classes"
+            + ("" if can_say_bothbad else "; this judge never answered both-bad, so both-bad votes count as wrong"),
+        },
+        "merged": {
+            "acc": _ratio(merged, n), "n": n, "classes": ["left", "right", "tie (tie + both-bad)"],
+            "note": "merged protocol (not the benchmark's): tie and both-bad votes scored as one tie class",
+        },
+        "no_ties": accuracy([r for r in recs if not r.is_tie]),
+    }  # fmt: skip
+
+
 def failures(recs: Sequence[Record]) -> dict[str, Any]:
     """Judgments with no verdict (parse failures or unusable scores), counted and never re-labelled."""
     n = len(recs)
@@ -255,14 +294,21 @@ def summarize(
         ),
         "by_subset": subset_table(recs, VL_SUBSETS if kind == "vl_rewardbench" else (), by_subset_skip),
     }
-    if kind == "mm_rlhf" or any(r.group is not None for r in recs):
+    if kind in ACC_PLUS_KINDS:
         out["acc_plus"] = acc_plus(recs)
+    if kind == "genai_bench_video":
+        out["tie_protocols"] = tie_protocols(recs)
     out["headline"] = headline(out, kind)
     return out
 
 
 def headline(summary: dict[str, Any], kind: str) -> dict[str, Any]:
     """The breakdown a benchmark's paper reports: {title, bars: {name: acc|None}, totals: {...}}."""
+    if kind == "genai_bench_video":
+        tp = summary["tie_protocols"]
+        bars = {"four-class (benchmark)": tp["four_class"]["acc"], "ties merged": tp["merged"]["acc"],
+                "without ties": tp["no_ties"]["acc"]}  # fmt: skip
+        return {"title": "accuracy by tie protocol", "bars": bars, "totals": {k: v for k, v in bars.items()}}
     if kind in ("omni_rewardbench", "generic"):
         tt = summary["by_task"]
         bars = {t: row.get("acc_with_ties") for t, row in tt["tasks"].items()}

@@ -35,6 +35,9 @@ class Record:
     score_b: float | None = None
     text: str = ""  # judge output, truncated, for audits
     latency_s: float = 0.0
+    item_hash: str = ""  # content hash of the pair when judged: a changed item is re-judged, never reused
+    judge_fp: str = ""  # judge fingerprint (model id, endpoint, sampling, weights): a changed judge is caught
+    vote: str | None = None  # the source's own class when finer than A/B/tie (GenAI-Bench: tie vs bothbad)
 
     @property
     def key(self) -> CacheKey:

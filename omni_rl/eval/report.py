@@ -94,6 +94,57 @@ def _extras(m: dict[str, Any]) -> list[str]:
     return lines
 
 
+def order_text(run: dict[str, Any]) -> str:
+    """How the A/B layout was chosen, in words (the order changes what a position-biased judge scores)."""
+    order = run["order"]
+    if order == "random":
+        return f"**random** (seed {run['seed']}) — a seeded coin per item decides which response is A"
+    if order == "both":
+        return "**both** — every pair judged in both layouts (AB and BA); accuracy is the mean over both"
+    if order == "chosen_first":
+        return "**chosen_first** — the preferred response is always A (a position-bias probe, not a score)"
+    so = run.get("source_order") or {}
+    return (
+        f"**source** — each pair as the file showed it; the preferred response was first in "
+        f"{so.get('preferred_first', '?')} of {so.get('pairs', '?')} pairs (an always-first judge scores that share)"
+    )
+
+
+def _tie_protocol_lines(tp: dict[str, Any]) -> list[str]:
+    """GenAI-Bench-Video: both tie protocols, each labelled."""
+    f, m = tp["four_class"], tp["merged"]
+    return [
+        "## how ties were scored",
+        "",
+        *_table(
+            ["protocol", "classes", "acc %", "note"],
+            [
+                ["four-class (benchmark)", ", ".join(f["classes"]), _pct(f["acc"]), f["note"]],
+                ["merged", ", ".join(m["classes"]), _pct(m["acc"]), m["note"]],
+                ["without ties", "left, right", _pct(tp["no_ties"]["acc"]), "decisive votes only"],
+            ],
+        ),
+        "",
+        f"Votes: {f['votes']['decisive']} decisive, {f['votes']['tie']} tie, {f['votes']['bothbad']} both-bad.",
+        "",
+    ]
+
+
+def _data_lines(report: dict[str, Any]) -> list[str]:
+    """The file's own facts (subset check, schema) when the loader reports them."""
+    facts = (report.get("data") or {}).get("facts") or {}
+    lines = []
+    if "subset_counts" in facts:
+        lines.append(
+            f"- subsets derived: {facts['subset_counts']}; full-file check: {facts.get('subset_check')}"
+        )
+    if facts.get("schemas"):
+        lines.append(f"- schema(s) read: {facts['schemas']}")
+    if facts.get("limited"):
+        lines.append(f"- {facts['limited']} (whole-file checks did not run)")
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The human-readable report."""
     m, run, j = report["metrics"], report["run"], report["judge"]
@@ -101,8 +152,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"# omni-rl eval: {report['benchmark']} ({report['kind']})",
         "",
         f"- judge: `{j.get('name')}` ({j.get('type')}); sampling: `{json.dumps(j.get('sampling', {}))}`",
-        f"- order: **{run['order']}** (seed {run['seed']}); samples per layout: {run['samples']}",
-        f"- pairs: {run['pairs']} loaded, {run['rejects']} rejected by the loader, {run['skipped']} skipped as "
+        f"- judge fingerprint: `{(j.get('identity') or {}).get('fingerprint', 'n/a')}` (model id, endpoint, sampling, "
+        f"weights hash `{(j.get('identity') or {}).get('weights_hash')}`); a changed judge does not resume this cache",
+        f"- order: {order_text(run)}; samples per layout: {run['samples']}",
+        *_data_lines(report),
+        f"- pairs: {run['pairs']} loaded, **{run['rejects']} rejected** by the loader (rejects.jsonl), {run['skipped']} skipped as "
         f"unsupported, {run['errors']} request errors (not judged: rerun to retry), "
         f"{run.get('renamed_duplicate_ids', 0)} repeated source ids renamed `#dupK`",
         f"- judgments: {m['judgments']} ({run['resumed']} from cache, {run['judged']} new, "
@@ -112,6 +166,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"## {m['headline']['title']}",
         "",
     ]
+    if m.get("tie_protocols"):
+        lines += _tie_protocol_lines(m["tie_protocols"])
     if report["kind"] in ("omni_rewardbench", "generic"):
         lines += _task_lines(m["by_task"], report["pointwise"])
     else:

@@ -30,6 +30,7 @@ from rich.text import Text
 
 from omni_rl.data.schema import PreferencePair
 from omni_rl.eval.cache import ResultCache
+from omni_rl.eval.fingerprint import item_hash
 from omni_rl.eval.judges import Judge, Unsupported
 from omni_rl.eval.records import Record, order_of
 
@@ -38,6 +39,17 @@ ORDERS: tuple[str, ...] = ("random", "both", "source", "chosen_first")
 
 class EvalAborted(RuntimeError):
     """Too many judge requests failed for good; what finished is cached and a rerun resumes."""
+
+
+class JudgeChanged(RuntimeError):
+    """The cache holds judgments of this judge name made with a different fingerprint (new weights/sampling)."""
+
+
+class SourceOrderUnknown(ValueError):
+    """order=source asked for, but the loader does not know which response the source showed first."""
+
+
+RESUME_MODES: tuple[str, ...] = ("auto", "force")
 
 
 def random_swap(seed: int, item: str) -> bool:
@@ -52,7 +64,9 @@ def plan_swaps(pair: PreferencePair, order: str, seed: int) -> list[bool]:
     if order == "both":
         return [False, True]
     if order == "source":
-        return [not pair.meta.get("source_first_is_chosen", True)]
+        if "source_first_is_chosen" not in pair.meta:
+            raise SourceOrderUnknown(f"pair {pair.id!r}: the loader recorded no source order")
+        return [not pair.meta["source_first_is_chosen"]]
     if order == "chosen_first":
         return [False]
     raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
@@ -65,6 +79,7 @@ class Unit:
     pair: PreferencePair
     swapped: bool
     sample: int
+    item_hash: str = ""
 
 
 @dataclass
@@ -79,6 +94,8 @@ class RunResult:
     resumed: int = 0
     judged: int = 0
     elapsed_s: float = 0.0
+    changed_items: int = 0  # cached judgments of items whose content changed since: re-judged
+    reused_other_judge: int = 0  # cached judgments of another judge fingerprint reused (resume=force)
 
     @property
     def items_per_s(self) -> float:
@@ -109,7 +126,7 @@ def make_progress(enabled: bool) -> Progress:
     )
 
 
-def _record(judge: Judge, benchmark: str, unit: Unit, label: str, j: Any) -> Record:
+def _record(judge: Judge, benchmark: str, unit: Unit, label: str, j: Any, judge_fp: str) -> Record:
     """A cache row for one finished judgment."""
     p = unit.pair
     return Record(
@@ -128,6 +145,9 @@ def _record(judge: Judge, benchmark: str, unit: Unit, label: str, j: Any) -> Rec
         score_b=j.score_b,
         text=j.text,
         latency_s=round(j.latency_s, 4),
+        item_hash=unit.item_hash,
+        judge_fp=judge_fp,
+        vote=p.meta.get("vote"),
     )
 
 
@@ -146,8 +166,28 @@ def plan(
         if why:
             skipped.append({"item": p.id, "task": p.task, "subset": p.subset, "reason": why})
             continue
-        units += [Unit(p, s, k) for s in plan_swaps(p, order, seed) for k in range(samples)]
+        h = item_hash(p)
+        units += [Unit(p, s, k, h) for s in plan_swaps(p, order, seed) for k in range(samples)]
     return units, skipped
+
+
+def check_judge_unchanged(cache: ResultCache, keys: dict[Any, Unit], judge_fp: str, resume: str) -> int:
+    """Cached judgments made under another fingerprint of this judge name: refuse unless resume=force."""
+    if resume not in RESUME_MODES:
+        raise ValueError(f"resume must be one of {RESUME_MODES}, got {resume!r}")
+    other = Counter(
+        r.judge_fp for k, u in keys.items() if (r := cache.get(k)) is not None and r.item_hash == u.item_hash
+        and r.judge_fp != judge_fp
+    )  # fmt: skip
+    n = sum(other.values())
+    if n and resume != "force":
+        was = ", ".join(f"{fp or '(none recorded)'} ×{c}" for fp, c in other.items())
+        raise JudgeChanged(
+            f"{cache.path} holds {n} judgments by this judge name made with another fingerprint ({was}; now "
+            f"{judge_fp}): the model, endpoint, sampling or weights changed. Use a new out_dir (or cache=) to "
+            "judge afresh, or resume=force to reuse them knowingly"
+        )
+    return n
 
 
 async def run_judge(
@@ -162,6 +202,8 @@ async def run_judge(
     concurrency: int = 8,
     max_errors: int = 20,
     progress: bool = True,
+    judge_fp: str = "",
+    resume: str = "auto",
 ) -> RunResult:
     """Judge every planned unit not already cached; returns all records of this (judge, benchmark)."""
     from omni_rl.judge.client import JudgeError
@@ -169,8 +211,12 @@ async def run_judge(
     t0 = time.monotonic()
     units, skipped = plan(pairs, judge, order, seed, samples)
     keys = {(judge.name, benchmark, u.pair.id, order_of(u.swapped), u.sample): u for u in units}
-    todo = [u for k, u in keys.items() if k not in cache]
     result = RunResult(records=[], skipped=skipped, pairs=len(pairs), planned=len(units))
+    result.reused_other_judge = check_judge_unchanged(cache, keys, judge_fp, resume)
+    todo = [u for k, u in keys.items() if (r := cache.get(k)) is None or r.item_hash != u.item_hash]
+    result.changed_items = sum(
+        1 for k, u in keys.items() if (r := cache.get(k)) is not None and r.item_hash != u.item_hash
+    )
     result.resumed = len(units) - len(todo)
     unsupported: set[str] = set()
     queue: asyncio.Queue[Unit] = asyncio.Queue()
@@ -198,7 +244,7 @@ async def run_judge(
                         f"{result.judged} judgments are cached in {cache.path}: fix the endpoint and rerun to resume"
                     ) from exc
             else:
-                cache.append(_record(judge, benchmark, u, op.label, j))
+                cache.append(_record(judge, benchmark, u, op.label, j, judge_fp))
                 result.judged += 1
             bar.advance(task_id)
 
@@ -211,6 +257,9 @@ async def run_judge(
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-    result.records = [r for k in keys if (r := cache.get(k)) is not None and r.item not in unsupported]
+    result.records = [
+        r for k, u in keys.items()
+        if (r := cache.get(k)) is not None and r.item_hash == u.item_hash and r.item not in unsupported
+    ]  # fmt: skip
     result.elapsed_s = time.monotonic() - t0
     return result
