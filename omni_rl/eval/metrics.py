@@ -191,7 +191,7 @@ def tie_protocols(recs: Sequence[Record]) -> dict[str, Any]:
     tie class — simpler, NOT the benchmark's protocol, reported as such.
     """
     n = len(recs)
-    votes = Counter(r.vote or ("tie" if r.is_tie else "decisive") for r in recs)
+    votes = Counter((r.vote or "tie") if r.is_tie else "decisive" for r in recs)
     four = merged = 0
     for r in recs:
         v = r.verdict

@@ -144,3 +144,8 @@ def test_vote_at_k_with_sampled_judgments_on_real_server(
     assert va["k_max"] == 3 and set(va["acc"]) == {"1", "2", "3"} and va["n_units"] == 4
     assert report["judge"]["sampling"] == {"temperature": 1.0, "top_p": 1.0, "max_tokens": 8, "seed": 11}
     assert "vote@K" in (tmp_path / "report.md").read_text()
+    # the judge's identity comes from the server itself: its model root (the weights' folder) and their hash
+    ident = report["judge"]["identity"]
+    assert ident["served_model"]["id"] == vllm_server.served_model_name and ident["served_model"].get("root")
+    assert ident["weights_hash"] and len(ident["fingerprint"]) == 16
+    assert all(r["judge_fp"] == ident["fingerprint"] and len(r["item_hash"]) == 16 for r in rows)
