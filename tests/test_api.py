@@ -22,10 +22,11 @@ ANSWERS = ["In the fridge or freezer.", "Nowhere, throw it away.", "Sealed boxes
 
 @pytest.fixture
 def genrm(vllm_server):
-    """A GenRM over the real tiny server, its verdicts constrained to the parseable choices."""
+    """A GenRM over the real tiny server, its verdicts constrained to the parseable choices (hard verdicts)."""
     cfg = RMConfig(
         base_url=vllm_server.base_url,
         model=vllm_server.served_model_name,
+        soft=False,  # these tests check verdict mechanics (A=1, tie=.5, B=0); soft verdicts: test below
         max_tokens=40,
         extra_body={"structured_outputs": {"choice": VERDICTS}},
         pointwise_extra_body={"structured_outputs": {"choice": SCORES}},
@@ -174,3 +175,34 @@ def test_bradley_terry_model_as_the_rm_on_an_image_prompt(bt_model_dir, real_med
         )
     with pytest.raises(FileNotFoundError, match="train-bt"):
         RewardModel(RMConfig(kind="bt", bt_path="/nonexistent"))
+
+
+PAIR_REGEX = r"<think>[a-z ]{1,12}</think><answer>(A|B)</answer>"
+
+
+@pytest.mark.server
+async def test_same_genrm_gives_the_same_soft_p_in_the_api_and_the_policy_reward(vllm_server):
+    """Issue 13: one pipeline, so best-of-N/API and the policy reward agree on P(better) to the digit."""
+    from reward_fns.omni import compute_score
+
+    extra = {"structured_outputs": {"regex": PAIR_REGEX}}
+    cfg = RMConfig(base_url=vllm_server.base_url, model=vllm_server.served_model_name, max_tokens=48,
+                   extra_body=extra)  # fmt: skip
+    rm = RewardModel(cfg)
+    p_api = await rm.acompare(PROMPT, ANSWERS[0], ANSWERS[2])
+    await rm.aclose()
+    kw = {"base_url": vllm_server.base_url, "model": vllm_server.served_model_name, "max_tokens": 48,
+          "extra_body": extra}  # fmt: skip
+    reward = await compute_score("qa", ANSWERS[0], ANSWERS[2], {"prompt": PROMPT}, **kw)
+    assert reward["soft_verdict"] == 1.0 and 0.0 < reward["choice_mass"] <= 1.0 + 1e-9
+    assert p_api not in (0.0, 0.25, 0.5, 0.75, 1.0)  # a soft probability, not a vote
+    assert p_api == pytest.approx(reward["score"], abs=1e-9)
+
+
+@pytest.mark.server
+def test_candidates_holding_placeholder_text_are_judged_not_crashed(genrm):
+    """Issue 13 defect 2 (best-of-N/API path): literal <image>/<video>/<audio> in a candidate is text."""
+    cands = ["Write <image> where the figure goes.", "Use an <audio> tag and a <video> tag.", ANSWERS[0]]
+    sel = genrm.best(PROMPT, cands, strategy="round_robin")
+    assert sel.failures == 0 and sel.pick in (0, 1, 2)
+    assert genrm.compare(PROMPT, cands[0], cands[1]) in (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -5,7 +5,8 @@ A strategy sees candidates only as indices 0..N-1. It asks a `PairJudge` for one
 `Selection` that records every judgment it used. Rules, fixed here and documented once:
 
 - A comparison's P(a better) is the mean over its judgments of P(first better), mapped back to `a`
-  (A=1, B=0, tie=0.5); swap-debiased comparisons judge both orders. A judgment whose verdict could
+  (the soft P(A)+½P(tie) from the judge pipeline, else A=1, B=0, tie=0.5), combined by the one
+  swap-combiner `omni_rl.judge.debias.combine_orders`; swap-debiased comparisons judge both orders. A judgment whose verdict could
   not be parsed contributes nothing; a comparison with no parsed judgment has `p_a=None`.
 - Ties and failures never pick at random: the lower index (the incumbent) wins, and both are counted.
 - If every judgment of a prompt failed, the pick falls back to candidate 0 and `fallback=True`.
@@ -17,6 +18,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
+
+from omni_rl.judge.debias import OrderedJudgement, combine_orders
 
 Verdict = Literal["A", "B", "tie"]
 STRATEGIES: tuple[str, ...] = ("pointwise", "knockout", "round_robin")
@@ -32,7 +35,7 @@ class Judgment:
     verdict: Verdict | None
     text: str = ""
     reason: str = ""
-    p: float | None = None  # graded P(first better) when the RM gives one (scalar RMs)
+    p: float | None = None  # graded P(first better) when the RM gives one (soft GenRM verdict, scalar RMs)
 
     @property
     def p_first(self) -> float | None:
@@ -121,14 +124,9 @@ class Selection:
 
 
 def combine(a: int, b: int, judgments: Sequence[Judgment]) -> Comparison:
-    """Average P(a better) over the parsed judgments, whatever order each was shown in."""
-    ps = []
-    for j in judgments:
-        p = j.p_first
-        if p is None:
-            continue
-        ps.append(p if j.first == a else 1.0 - p)
-    return Comparison(a=a, b=b, p_a=sum(ps) / len(ps) if ps else None, judgments=list(judgments))
+    """Average P(a better) over the parsed judgments, whatever order each was shown in (the one combiner)."""
+    deb = combine_orders([(OrderedJudgement(j.p_first, j.verdict), j.first == a) for j in judgments])
+    return Comparison(a=a, b=b, p_a=deb.p_x, judgments=list(judgments))
 
 
 async def compare(judge: PairJudge, a: int, b: int, debias: bool = True) -> Comparison:

@@ -27,7 +27,7 @@ FAILURE_KINDS: tuple[str, ...] = ("transport", "parse", "truncated")
 _WHAT = {
     "transport": "failed on the wire (retries spent)",
     "parse": "unparsable (no verdict or score)",
-    "truncated": "truncated at max_tokens before a verdict",
+    "truncated": "unparsable: truncated at max_tokens before a verdict",
 }
 DEFAULT_MAX_RATES: dict[str, float | None] = {"transport": 0.25, "parse": 0.25, "truncated": 0.25}
 
