@@ -38,9 +38,21 @@ from omni_rl.cpu.trace import describe_inputs, record
 _NOT_FEATURES = ("input_ids", "attention_mask", "mm_token_type_ids")
 
 
-def server_actor_name(replica_rank: int) -> str:
-    """Ray actor name of a replica's server; the adapter in the trainer finds the server by it."""
-    return f"{ROLLOUT_NAME}_server_{replica_rank}"
+def server_actor_name(replica_rank: int, role: str = "", suffix: str = "") -> str:
+    """Ray actor name of a replica's server; the adapter in the trainer finds the policy's server by it.
+
+    Like verl's vLLM servers, a reward-model (or teacher) replica gets its role in the name, so a GenRM
+    served by verl's reward pool (RM=pool) and the policy's rollout never claim the same actor name.
+    """
+    middle = f"{role}_" if role else ""
+    return f"{ROLLOUT_NAME}_server_{middle}{replica_rank}{suffix}"
+
+
+def replica_role(replica: Any) -> str:
+    """The replica's role in its server name: reward, teacher, or empty for the policy."""
+    if getattr(replica, "is_reward_model", False):
+        return "reward"
+    return "teacher" if getattr(replica, "is_teacher_model", False) else ""
 
 
 def _top_k(value: int | None) -> int | None:
@@ -66,6 +78,7 @@ class HFGenerateServer:
         self.pad_token_id = self.gen_config.pad_token_id
         if self.pad_token_id is None:
             self.pad_token_id = self.eos_token_id if isinstance(self.eos_token_id, int) else 0
+        self.placeholder_ids = _placeholder_ids(self.processor)
         self.global_steps: int | None = None
         self.weight_version = 0
         self.requests_served = 0
@@ -129,9 +142,7 @@ class HFGenerateServer:
         for the actor), so pixel features match; prompt_ids already hold the expanded placeholder runs."""
         from verl.utils.tokenizer.tokenizer import build_multimodal_processor_inputs, get_processor_token_id
 
-        placeholders = {
-            t for t in (get_processor_token_id(self.processor, k) for k in ("image", "video", "audio")) if t
-        }
+        placeholders = set(self.placeholder_ids)
         collapsed = [
             t
             for i, t in enumerate(prompt_ids)
@@ -199,6 +210,10 @@ class HFGenerateServer:
         rep = float(params.get("repetition_penalty", 1.0) or 1.0)
         if rep != 1.0:
             kwargs["repetition_penalty"] = rep
+        if self.placeholder_ids:
+            # A media placeholder in a *response* has no media behind it: verl's M-RoPE position ids for
+            # the sample then fail and the sample is dropped. Never sample one (logprobs stay the raw ones).
+            kwargs["suppress_tokens"] = self.placeholder_ids
         input_ids = torch.tensor([prompt_ids], dtype=torch.long)
         out = self.model.generate(
             input_ids=input_ids,
@@ -285,6 +300,14 @@ class HFGenerateServer:
         return None
 
 
+def _placeholder_ids(processor: Any) -> list[int]:
+    """Token ids of the processor's media placeholders (image/video/audio pads); none for a text model."""
+    from verl.utils.tokenizer.tokenizer import get_processor_token_id
+
+    ids = (get_processor_token_id(processor, kind) for kind in ("image", "video", "audio"))
+    return sorted({int(t) for t in ids if t is not None})
+
+
 def _load_processor(path: str) -> Any:
     """verl's own processor loader (None for a text-only model), so media handling matches the trainer."""
     from verl.utils.tokenizer import hf_processor
@@ -308,7 +331,7 @@ class HFCpuReplica(RolloutReplica):
         """Start the server actor beside the trainer (0 CPUs reserved: it shares the trainer's slot)."""
         server_cls = ray.remote(HFGenerateServer)
         server = server_cls.options(
-            name=server_actor_name(self.replica_rank),
+            name=server_actor_name(self.replica_rank, replica_role(self), getattr(self, "name_suffix", "")),
             num_cpus=0,
             max_concurrency=self.max_concurrency,
         ).remote(config=self.config, model_config=self.model_config, replica_rank=self.replica_rank)

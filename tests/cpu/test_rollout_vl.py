@@ -89,7 +89,8 @@ def test_image_features_reach_generate_and_change_logprobs(
     with_img1 = _teacher_forced(vl_server, prompt1, media1, out.token_ids)
     assert torch.allclose(torch.tensor(out.log_probs), with_img1, atol=1e-4)
     with_img2 = _teacher_forced(vl_server, prompt2, media2, out.token_ids)
-    assert (with_img1 - with_img2).abs().max() > 1e-3, "a different image left the logprobs unchanged"
+    # the sequence's log-perplexity moves by ~0.25 here; the rollout-vs-actor gap in training is ~1e-6
+    assert abs(with_img1.mean() - with_img2.mean()) > 1e-2, "a different image left the logprobs unchanged"
 
 
 def test_video_frames_reach_generate(vl_server: HFGenerateServer, real_media: Path, tmp_path: Path) -> None:
@@ -111,3 +112,23 @@ def test_video_frames_reach_generate(vl_server: HFGenerateServer, real_media: Pa
 def test_audio_to_vl_model_is_a_clear_error(vl_server: HFGenerateServer) -> None:
     with pytest.raises(NotImplementedError, match="no audio feature extractor"):
         asyncio.run(vl_server.generate([1, 2], dict(GREEDY), request_id="aud-1", audio_data=[[0.0] * 160]))
+
+
+def test_media_placeholders_are_never_sampled(vl_server: HFGenerateServer, real_media: Path) -> None:
+    """A response holding <|image_pad|> has no image behind it (verl's M-RoPE positions then fail and the
+    sample is dropped): even a model that strongly prefers it never emits it; logprobs stay the raw ones."""
+    tok = vl_server.processor.tokenizer
+    pads = [tok.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>")]
+    prompt, media = _request(vl_server, {"type": "image", "image": str(real_media / "3.jpg")})
+
+    def boost(_module: Any, _inputs: Any, logits: torch.Tensor) -> torch.Tensor:
+        logits[..., pads] += 100.0
+        return logits
+
+    handle = vl_server.model.lm_head.register_forward_hook(boost)
+    try:
+        out = _generate(vl_server, prompt, media, "pad-1")
+    finally:
+        handle.remove()
+    assert not set(out.token_ids) & set(pads)
+    assert max(out.log_probs) < -50  # the unsampled pads hold almost all of the raw probability mass
