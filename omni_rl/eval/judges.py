@@ -132,7 +132,7 @@ class RandomJudge:
 
 @dataclass
 class GenRMJudge:
-    """A generative RM behind an OpenAI-compatible endpoint: render → send → parse (lenient)."""
+    """A generative RM behind an OpenAI-compatible endpoint, judged through `omni_rl.judge.pipeline`."""
 
     client: Any  # omni_rl.judge.client.JudgeClient
     template: str = "pairwise_tie"
@@ -167,15 +167,29 @@ class GenRMJudge:
             return f"text-only judge; pair has media (task {pair.task})"
         return None
 
+    @property
+    def pipeline(self) -> Any:
+        """The one judge pipeline (render with neutralised responses → send → parse), built once.
+
+        Its failure budget only records (no limits): measuring a judge that fails is the point of eval.
+        """
+        if getattr(self, "_pipeline", None) is None:
+            from omni_rl.judge.budget import FailureBudget
+            from omni_rl.judge.media import MediaLimits
+            from omni_rl.judge.pipeline import JudgePipeline, JudgeSpec
+
+            spec = JudgeSpec(template=self.template, parse_mode=self.parse_mode, soft=False,
+                             limits=self.limits or MediaLimits())  # fmt: skip
+            unlimited = dict.fromkeys(("transport", "parse", "truncated"))
+            self._pipeline = JudgePipeline(self.client, spec, FailureBudget(self.name, max_rates=unlimited))
+        return self._pipeline
+
     async def judge(self, op: OrderedPair, sample: int) -> Judgment:
         """One chat call; sample k > 0 uses seed + k so K samples differ yet stay reproducible."""
-        from omni_rl.judge.media import MediaError, to_openai_messages
-        from omni_rl.judge.parse import parse_verdict
-        from omni_rl.prompts import render_judge_messages
+        from omni_rl.judge.media import MediaError
 
         try:
-            prompt = render_judge_messages(op, self.template)
-            messages = to_openai_messages(prompt.messages, prompt.media, self.limits)
+            messages = self.pipeline.ordered_messages(op)
         except DataError as exc:
             raise Unsupported(f"cannot render the judge prompt: {exc}") from exc
         except (MediaError, OSError) as exc:
@@ -183,13 +197,12 @@ class GenRMJudge:
         sampling = dict(self.sampling)
         if sample and "seed" in sampling:
             sampling["seed"] = int(sampling["seed"]) + sample
-        res = await self.client.chat(messages, **sampling)
-        v = parse_verdict(res.text, self.parse_mode)  # type: ignore[arg-type]
+        j = await self.pipeline.judge_messages(messages, **sampling)
         return Judgment(
-            verdict=v.verdict,
-            format_ok=v.format_ok,
-            text=res.text[: self.max_text_chars],
-            latency_s=res.latency_s,
+            verdict=j.verdict,
+            format_ok=j.format_ok,
+            text=j.text[: self.max_text_chars],
+            latency_s=j.latency_s,
         )
 
     async def aclose(self) -> None:
