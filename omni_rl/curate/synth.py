@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -85,33 +85,32 @@ class _Runner:
         self.teacher_id = teacher_identity(cfg.teacher)
         self.names = pair_names(cfg)
         self.reused: Counter[str] = Counter()
-        self.sem = asyncio.Semaphore(max(1, cfg.concurrency))
+        self.prompts = asyncio.Semaphore(max(1, cfg.concurrency))  # prompts in flight
+        self.calls = asyncio.Semaphore(max(1, cfg.concurrency))  # model calls in flight, all endpoints
         self.tasks = {
             "generate": progress.add_task("generate", total=0),
             "judge": progress.add_task("judge (both orders)", total=0),
         }
 
-    async def _cached(self, step: str, store: StepStore, key: str, call: Awaitable[dict]) -> dict[str, Any]:
+    async def _cached(
+        self, step: str, store: StepStore, key: str, call: Callable[[], Awaitable[dict]]
+    ) -> dict[str, Any]:
         """The stored record for `key`, or the call's record (appended to the store at once)."""
         rec = store.done(key, self.cfg.retry_failed)
         if rec is not None:
             self.reused[step] += 1
-            call.close()  # type: ignore[attr-defined]
         else:
-            rec = await call
+            async with self.calls:
+                rec = await call()
             store.append(rec)
         self.progress.advance(self.tasks[step])
         return rec
 
     async def prompt(self, p: SynthPrompt) -> list[PairOutcome]:
         """Every candidate answers, then every pair is judged in both orders."""
-        async with self.sem:
+        async with self.prompts:
             names = list(self.cfg.candidates)
-            recs = await asyncio.gather(*(
-                self._cached("generate", self.gens, gen_key(p, n, self.cfg.candidates[n]),
-                             generate(self.clients[n], p, n, self.cfg.candidates[n]))
-                for n in names
-            ))  # fmt: skip
+            recs = await asyncio.gather(*(self._generate(p, n) for n in names))
             outcomes = [form_pair(p, pn, dict(zip(names, recs, strict=True))) for pn in self.names]
             for o in outcomes:
                 if o.pair is None:
@@ -119,12 +118,20 @@ class _Runner:
             await asyncio.gather(*(self._judge(o) for o in outcomes if o.pair is not None))
             return outcomes
 
+    async def _generate(self, p: SynthPrompt, name: str) -> dict[str, Any]:
+        """One candidate's answer to one prompt (stored or new)."""
+        c = self.cfg.candidates[name]
+        return await self._cached(
+            "generate", self.gens, gen_key(p, name, c), lambda: generate(self.clients[name], p, name, c)
+        )
+
     async def _judge(self, o: PairOutcome) -> None:
         """Both orders of one pair, then the rules."""
         assert o.pair is not None
         keys = [judge_key(o.pair, order, self.teacher_id) for order in ORDERS]
+        pair = o.pair
         recs = await asyncio.gather(*(
-            self._cached("judge", self.judgements, k, judge_order(self.pipe, o.pair, order, k))
+            self._cached("judge", self.judgements, k, lambda order=order, k=k: judge_order(self.pipe, pair, order, k))
             for order, k in zip(ORDERS, keys, strict=True)
         ))  # fmt: skip
         o.judgements = dict(zip(ORDERS, recs, strict=True))
@@ -248,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{stats['outputs']['sft_traces']} SFT traces; report {stats['files']['stats_md']}"
     )
     problem = failure_check(stats, cfg.max_failure_fraction)
+    if not stats["steps"]["input"]["prompts"]:
+        problem = f"synth: no usable prompt in {cfg.input} ({stats['steps']['input']['rejected']} rejected)"
     if problem:
         print(f"{problem}; see {stats['files']['rejects']}", file=sys.stderr)
         return 1

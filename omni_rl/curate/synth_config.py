@@ -86,7 +86,7 @@ class SynthConfig:
     pairing: str = "all"  # all: every two candidates | adjacent: by rank | first_vs_rest
     rules: RulesConfig = field(default_factory=RulesConfig)
     sft_template: str | None = None  # prompt of the SFT traces; default: teacher.template (what it saw)
-    concurrency: int = 8  # prompts / pairs in flight
+    concurrency: int = 8  # model calls in flight over all endpoints (and prompts in flight); 1 = serial
     max_failure_fraction: float = 0.5  # exit 1 when more teacher or candidate calls than this failed
     retry_failed: bool = True  # a rerun retries calls that failed before (successes are never redone)
     progress: bool = True
