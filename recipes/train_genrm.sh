@@ -18,8 +18,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python3}"
 # Registers omni_rl.rl's policy loss / advantage estimator in every verl process (driver and workers).
 export VERL_USE_EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:-omni_rl.rl}"
-# PROFILE=cpu_tiny: also load omni_rl.cpu (verl's CPU platform, gloo, HF-generate rollout) in the driver.
-if [[ ",${PROFILE:-}," == *,cpu_tiny,* ]]; then
+# PROFILE=cpu_tiny (or cpu_tiny_vl, any cpu_tiny*): also load omni_rl.cpu (verl's CPU platform, gloo,
+# HF-generate rollout) in the driver.
+if [[ ",${PROFILE:-}," =~ ,cpu_tiny[A-Za-z0-9_]*, ]]; then
   export VERL_PLATFORM=cpu
   [[ ",$VERL_USE_EXTERNAL_MODULES," == *,omni_rl.cpu.plugin,* ]] ||
     export VERL_USE_EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES},omni_rl.cpu.plugin"
