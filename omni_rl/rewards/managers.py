@@ -10,17 +10,18 @@ sample's prompt and its images/videos/audio from `raw_prompt` and hands them to
 content parts.
 
 `GroupWinRateRewardManager` (Pref-GRPO): the reward of a response is its win rate within its prompt
-group (same `uid`), judged by the GenRM with `reward_kwargs.group.scheme` (round_robin | anchor |
-swiss). A pair without a verdict counts 0.5 (`group_unusable`); a judge *failure* (on_failure=neutral)
-gives the whole group the neutral reward (equal rewards = no GRPO signal), flagged `judge_failed=1`. Why a manager + a barrier: verl's RewardLoopWorker calls `run_single` once per sample and
-splits the batch over `reward.num_workers` actors (or streams samples to random workers during
-rollout), so no call sees a whole group; members meet in a named Ray actor (`omni_rl.rewards.groups`).
-Data sources with a rule (reward_kwargs.sources) take the per-sample hybrid path instead.
+group (same `uid`), judged by the GenRM with `reward_kwargs.group.scheme` (round_robin | anchor | swiss
+| adaptive; `omni_rl.judge.tournament`, judged by `omni_rl.rewards.group_judge`). Why a manager + a
+barrier: verl's RewardLoopWorker calls `run_single` once per sample and splits the batch over
+`reward.num_workers` actors (or streams each finished trajectory to a random worker), so no call sees a
+whole group; members meet in a named Ray actor (`omni_rl.rewards.groups`). Validation is recognised by
+the row's `extra_info.split` (verl 0.9.1 passes no flag to reward code), checked at start-up with the
+worker-concurrency sizing (`omni_rl.rewards.group_setup`). A group of one is scored against the
+reference, or pointwise when the row has none. Data sources with a rule take the per-sample hybrid path.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -31,16 +32,22 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
 from omni_rl.data.schema import Response
 from omni_rl.judge.media import extract_raw_prompt
-from omni_rl.rewards.api import MEDIA_KEY, PROMPT_KEY, context_from_extra_info, get_scorer, plain
+from omni_rl.rewards.api import (
+    MEDIA_KEY,
+    PROMPT_KEY,
+    context_from_extra_info,
+    get_scorer,
+    plain,
+    reference_from,
+)
+from omni_rl.rewards.group_judge import GROUP_KEYS, GroupJudge
+from omni_rl.rewards.group_setup import VAL_SPLITS, GroupConfig, check_startup
 from omni_rl.rewards.groups import BarrierHandle
 from omni_rl.rewards.hybrid import HYBRID_KEYS
-from omni_rl.rewards.policy import METRIC_KEYS, PairOutcome, sample_result
-from omni_rl.rewards.tournament import SCHEMES, run_tournament
+from omni_rl.rewards.policy import METRIC_KEYS
 
 log = logging.getLogger(__name__)
-GROUP_KEYS = ("group_win_rate", "group_size", "group_pairs", "group_unusable", "group_late")
 ALL_KEYS = ("score", *METRIC_KEYS, *HYBRID_KEYS, *GROUP_KEYS)
-_VAL_SPLITS = {"test", "val", "valid", "validation"}
 
 
 def complete_keys(result: dict[str, Any]) -> dict[str, float]:
@@ -96,7 +103,7 @@ class OmniRewardManager(RewardManagerBase):
             prompt, media = extract_raw_prompt(list(raw_prompt))
             extra_info[PROMPT_KEY], extra_info[MEDIA_KEY] = prompt, media
         validate = (
-            bool(data.meta_info.get("validate", False)) or str(extra_info.get("split", "")) in _VAL_SPLITS
+            bool(data.meta_info.get("validate", False)) or str(extra_info.get("split", "")) in VAL_SPLITS
         )
         return Sample(
             uid=str(nt.get("uid", "")),
@@ -135,16 +142,9 @@ class GroupWinRateRewardManager(OmniRewardManager):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        group = dict(self.reward_kwargs.get("group") or {})
-        rollout = self.config.actor_rollout_ref.rollout
-        self.scheme = str(group.get("scheme", "round_robin"))
-        if self.scheme not in SCHEMES:
-            raise ValueError(f"reward_kwargs.group.scheme must be one of {SCHEMES}, got {self.scheme!r}")
-        self.size = int(group.get("size") or rollout.n)
-        self.val_size = int(group.get("val_size") or rollout.get("val_kwargs", {}).get("n", 1) or 1)
-        self.timeout_s = float(group.get("timeout_s", 1800.0))
-        self.rounds = int(group.get("rounds", 2))
-        self.barrier = BarrierHandle()
+        self.group = GroupConfig.from_config(self.reward_kwargs.get("group"), self.config)
+        check_startup(self.config, self.group)
+        self.barrier = BarrierHandle(max_bytes=self.group.max_bytes, closed_ttl_s=self.group.closed_ttl_s)
 
     def _judge_kwargs(self) -> dict[str, Any]:
         return {k: v for k, v in self.reward_kwargs.items() if k != "group"}
@@ -152,98 +152,53 @@ class GroupWinRateRewardManager(OmniRewardManager):
     async def run_single(self, data: DataProto) -> dict[str, Any]:
         """Join the uid group; the completing member judges it; everyone gets their slot's result."""
         s = await self.decode(data)
-        expected = self.val_size if s.validate else self.size
+        expected = self.group.val_size if s.validate else self.group.size
         scorer = get_scorer(self._judge_kwargs(), self.reward_router_address, self.reward_model_tokenizer)
-        if expected < 2 or not s.uid or scorer.rule_for(s.data_source).rule != "none":
+        if not s.uid or scorer.rule_for(s.data_source).rule != "none":
             return await OmniRewardManager.run_single(self, data)
-        member = {
-            "content_key": hashlib.sha1(s.response.encode()).hexdigest(),
-            "response": s.response,
-            "extra_info": s.extra_info,
-        }
+        if expected < 2:
+            return await self._solo(scorer, s, data)
+        ctx = _context(s)
+        member = {"content_key": hashlib.sha1(s.response.encode()).hexdigest(), "response": s.response}
         joined = await self.barrier.call("join", s.uid, member, expected)
         role = joined["role"]
         if role == "leader":
+            group = GroupJudge(scorer, ctx, self.group)
             try:
-                results = await self._judge_group(scorer, joined["members"])
+                results = [
+                    complete_keys(r) for r in await group.rank([m["response"] for m in joined["members"]])
+                ]
             except Exception as exc:
                 await self.barrier.call("publish", s.uid, None, f"{type(exc).__name__}: {exc}")
                 raise
-            await self.barrier.call("publish", s.uid, results)
+            await self.barrier.call("publish", s.uid, results, None, joined["slot"])
             result = results[joined["slot"]]
         elif role == "late":
-            result = await self._judge_late(scorer, member, joined["members"])
+            responses = [m["response"] for m in joined["members"]]
+            result = complete_keys(await GroupJudge(scorer, ctx, self.group).late(s.response, responses))
         else:
-            result = await self.barrier.call("wait", s.uid, joined["slot"], self.timeout_s)
+            result = await self.barrier.call(
+                "wait", s.uid, joined["slot"], self.group.stall_s, self.group.timeout_s, role == "copy"
+            )
         return {"reward_score": result["score"], "reward_extra_info": result}
 
-    async def _compare(
-        self, scorer: Any, members: list[dict[str, Any]], stats: dict[str, float], i: int, j: int
-    ) -> float | None:
-        """P(member i beats member j) through the GenRM (both orders when swap is on)."""
-        ctx = context_from_extra_info(members[0]["extra_info"])
-        if ctx is None:
-            raise ValueError("group judging needs the prompt: raw_prompt or extra_info.prompt is missing")
-        out: PairOutcome = await scorer.judge.compare(
-            ctx, Response(members[i]["response"]), Response(members[j]["response"]), order_key=f"{i}:{j}"
-        )
-        if out.failed:
-            scorer.judge.account(failed=True, parse_failed=False, disagree=False)
-        for k, v in (
-            ("judge_calls", out.calls),
-            ("parse_failed", out.parse_failures),
-            ("swap_disagree", out.disagree),
-            ("judge_failed", out.failed),
-            ("soft_verdict", out.soft),
-        ):
-            stats[k] += float(v)
-        return None if out.failed else out.p_x
+    async def _solo(self, scorer: Any, s: Sample, data: DataProto) -> dict[str, Any]:
+        """A group of one (validation with val_kwargs.n=1): vs the reference, else scored pointwise."""
+        pairwise = scorer.judge is not None and scorer.judge.cfg.mode == "pairwise"
+        if not pairwise or reference_from(s.extra_info, s.ground_truth) is not None:
+            return await OmniRewardManager.run_single(self, data)
+        # reference-free rows have nothing to compare with: the GenRM scores the response alone
+        r = dict(await scorer.judge.score_pointwise(_context(s), Response(s.response)))
+        r["group_pointwise"] = 1.0
+        out = complete_keys(r)
+        return {"reward_score": out["score"], "reward_extra_info": out}
 
-    async def _judge_group(self, scorer: Any, members: list[dict[str, Any]]) -> list[dict[str, float]]:
-        """Run the tournament and build one complete reward dict per member."""
-        if scorer.judge is None:
-            raise ValueError(
-                "group win-rate needs a GenRM endpoint (reward_kwargs.base_url or the reward router)"
-            )
-        n = len(members)
-        stats = dict.fromkeys(METRIC_KEYS, 0.0)
-        res = await run_tournament(
-            n, self.scheme, lambda i, j: self._compare(scorer, members, stats, i, j), self.rounds
-        )
-        failed = stats["judge_failed"] > 0
-        if failed:  # a server error never shapes a reward: the whole group gets the neutral reward
-            log.warning(
-                "group judging: %d pair(s) failed; the group gets the neutral reward",
-                int(stats["judge_failed"]),
-            )
-        per_member = {k: v / n for k, v in stats.items()}  # group totals spread evenly: batch sums stay exact
-        per_member["judge_failed"] = float(failed)
-        neutral = scorer.judge.cfg.neutral_reward
-        out = []
-        for wr in res.win_rates:
-            r = sample_result(neutral if failed else wr, **per_member)
-            r.update(group_win_rate=wr, group_size=n, group_pairs=len(res.pairs), group_unusable=res.unusable)
-            out.append(complete_keys(r))
-        return out
 
-    async def _judge_late(
-        self, scorer: Any, member: dict[str, Any], members: list[dict[str, Any]]
-    ) -> dict[str, float]:
-        """A member that found its group closed (a padding copy took its slot): judged vs every member."""
-        log.warning("late group member: judged against the closed group (see omni_rl.rewards.groups)")
-        everyone = [member, *members]
-        stats = dict.fromkeys(METRIC_KEYS, 0.0)
-        ps = await asyncio.gather(
-            *(self._compare(scorer, everyone, stats, 0, j) for j in range(1, len(everyone)))
+def _context(s: Sample) -> Any:
+    """The judge context of a sample (every member of a uid shares the prompt and its media)."""
+    ctx = context_from_extra_info(s.extra_info)
+    if ctx is None:
+        raise ValueError(
+            f"group judging of uid {s.uid}: the prompt is missing (no raw_prompt and no extra_info.prompt)"
         )
-        failed = stats["judge_failed"] > 0
-        wr = scorer.judge.cfg.neutral_reward if failed else sum(0.5 if p is None else p for p in ps) / len(ps)
-        r = sample_result(wr, **{**stats, "judge_failed": float(failed)})
-        r.update(
-            group_win_rate=wr,
-            group_size=len(members),
-            group_pairs=len(ps),
-            group_unusable=sum(p is None for p in ps),
-            group_late=1,
-        )
-        return complete_keys(r)
+    return ctx

@@ -18,6 +18,7 @@ from transformers import AutoTokenizer
 from verl import DataProto
 from verl.trainer.ppo.reward import load_reward_manager
 
+from omni_rl.rewards.groups import ACTOR_NAME
 from omni_rl.testing.proxy import RecordingProxy
 from omni_rl.testing.verl_batch import rollout_dataproto
 
@@ -209,3 +210,99 @@ async def test_group_judge_failure_gives_the_whole_group_neutral_and_validation_
     info = out["reward_extra_info"]
     assert info["group_size"] == 0.0 and info["judge_calls"] == 2.0 and 0.0 < out["reward_score"] < 1.0
     assert set(info) == set(outs[0]["reward_extra_info"])  # same keys on both paths
+
+
+@pytest.mark.server
+async def test_reference_free_validation_row_gets_a_defined_pointwise_reward(
+    proxy, vllm_server, tiny_text_model
+) -> None:
+    """val_kwargs.n = 1 and no reference: a group of one has nothing to compare with, so the GenRM scores it alone."""
+    cfg = make_config(tiny_text_model, _judge_kwargs(proxy, vllm_server), "GroupWinRateRewardManager", n=3)
+    tok = AutoTokenizer.from_pretrained(tiny_text_model)
+    manager = load_reward_manager(cfg, tok)
+    row = {
+        **group_rows()[3],
+        "uid": "val-free",
+        "extra_info": {"split": "val"},
+    }  # no reward_model.ground_truth
+    out = await manager.run_single(make_batch(tok, [row]))
+    info = out["reward_extra_info"]
+    assert info["group_pointwise"] == 1.0 and info["judge_calls"] == 1.0 and 0.0 <= out["reward_score"] <= 1.0
+    assert info["judge_failed"] == 0.0
+    (req,) = proxy.chat_requests()
+    assert "Milan" not in str(req.body["messages"]) and "Rome" in str(
+        req.body["messages"]
+    )  # only this response
+    if info["parse_failed"]:  # the tiny random model may babble: then the reward is the documented neutral
+        assert out["reward_score"] == 0.5
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_group_win_rate_on_verls_streaming_path(ray_cluster, proxy, vllm_server, tiny_text_model) -> None:
+    """verl's streaming reward path (no RM pool or a standalone one): every trajectory is sent, as it finishes,
+    to a random RewardLoopWorker by AgentLoopWorker._compute_score with a fresh DataProto and no meta_info.
+    Groups complete across workers in arrival order; validation rows (extra_info.split) use val_kwargs.n."""
+    import random
+
+    import ray
+    from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics, AgentLoopOutput, AgentLoopWorker
+    from verl.experimental.reward_loop import RewardLoopManager
+
+    kw = _judge_kwargs(proxy, vllm_server, group={"scheme": "round_robin", "stall_s": 300})
+    cfg = make_config(tiny_text_model, kw, "GroupWinRateRewardManager", n=3, num_workers=2)
+    cfg.actor_rollout_ref.rollout.val_kwargs.n = 2
+    tok = AutoTokenizer.from_pretrained(tiny_text_model)
+    rows = group_rows()
+    val = [{**r, "uid": "val-geo", "reference": None, "extra_info": {"split": "val"}} for r in rows[3:5]]
+    everything = [*rows, *val]
+    manager = RewardLoopManager(cfg)  # verl starts the RewardLoopWorker actors
+    # verl's own streaming code, without an LLM: only the reward half of AgentLoopWorker is used
+    streamer = object.__new__(AgentLoopWorker)
+    streamer.reward_loop_worker_handles = manager.reward_loop_worker_handles
+    streamer.processor, streamer.mm_processor_kwargs = None, {}
+    assert streamer.reward_loop_worker_handles is not None  # the streaming path is the one verl picks here
+
+    async def trajectory(i: int, row: dict, delay: float) -> AgentLoopOutput:
+        await asyncio.sleep(delay)  # trajectories finish at different times, groups interleaved
+        prompt_ids = tok(row["prompt"])["input_ids"]
+        response_ids = tok(row["response"])["input_ids"] + [tok.eos_token_id]
+        out = AgentLoopOutput(prompt_ids=prompt_ids, response_ids=response_ids, response_mask=[1] * len(response_ids),
+                              metrics=AgentLoopMetrics())  # fmt: skip
+        kwargs = {"uid": row["uid"], "data_source": "qa", "reward_model": {"ground_truth": row.get("reference")},
+                  "extra_info": row.get("extra_info", {}), "raw_prompt": row["raw_prompt"], "index": i,
+                  "agent_name": "single_turn_agent"}  # fmt: skip
+        await streamer._compute_score([out], kwargs=kwargs)
+        return out
+
+    rng = random.Random(0)
+    delays = [rng.uniform(0.0, 3.0) for _ in everything]
+
+    async def rollout() -> list[AgentLoopOutput]:
+        return await asyncio.gather(
+            *(trajectory(i, r, d) for i, (r, d) in enumerate(zip(everything, delays, strict=True)))
+        )
+
+    try:
+        outs = asyncio.run(rollout())
+        stats = ray.get(ray.get_actor(ACTOR_NAME).stats.remote())
+    finally:
+        _kill_barrier()
+    infos = [o.extra_fields["reward_extra_info"] for o in outs]
+    for uid in GROUPS:
+        idx = [i for i, r in enumerate(everything) if r["uid"] == uid]
+        assert all(infos[i]["group_size"] == 3 and infos[i]["group_late"] == 0 for i in idx), uid
+        assert sum(infos[i]["group_win_rate"] for i in idx) == pytest.approx(1.5, abs=1e-6), (
+            uid
+        )  # C(3,2) wins
+        assert [outs[i].reward_score for i in idx] == pytest.approx([infos[i]["group_win_rate"] for i in idx])
+    v = [infos[i] for i, r in enumerate(everything) if r["uid"] == "val-geo"]
+    assert [x["group_size"] for x in v] == [2, 2] and sum(x["group_win_rate"] for x in v) == pytest.approx(
+        1.0
+    )
+    assert sum(x["judge_failed"] for x in infos) == 0
+    assert (
+        len(proxy.chat_requests()) == 3 * 3 * 2 + 1 * 2
+    )  # 3 train groups × C(3,2) × 2 orders + 1 val pair × 2
+    assert stats["open"] == 0 and stats["closed"] == 4  # every group served, none left waiting
+    assert len({frozenset(i) for i in infos}) == 1  # identical keys on every sample
