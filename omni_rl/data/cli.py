@@ -186,15 +186,15 @@ def _cmd_loaders(argv: list[str]) -> int:
 
 
 def _cmd_hard_samples(argv: list[str]) -> int:
-    """Delegate to omni_rl.data.hard_samples (imported lazily: it pulls in the judge stack)."""
+    """Delegate to omni_rl.curate.hard_samples (by name, lazily: data must not import the judge stack)."""
     import importlib
 
     try:
-        hard_samples = importlib.import_module("omni_rl.data.hard_samples")
+        hard_samples = importlib.import_module("omni_rl.curate.hard_samples")
     except ModuleNotFoundError as e:
-        if e.name != "omni_rl.data.hard_samples":
+        if e.name != "omni_rl.curate.hard_samples":
             raise
-        print("omni-rl data hard-samples: omni_rl.data.hard_samples is not installed", file=sys.stderr)
+        print("omni-rl data hard-samples: omni_rl.curate.hard_samples is not installed", file=sys.stderr)
         return 2
     return int(hard_samples.main(argv) or 0)
 

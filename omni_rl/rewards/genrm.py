@@ -14,18 +14,23 @@ Every call returns the same keys (verl stacks them into arrays and logs them):
   ``length_penalty``, ``response_chars``.
 
 A consistency-judge failure is never a free 1.0: its term is 0, ``consistency_failed`` is 1, the
-failure is logged, and past ``consistency_max_consecutive_failures`` in a row the reward raises.
+failure is logged and recorded in the judge pipeline's windowed `FailureBudget`; once more than
+``consistency_max_failure_rate`` of the last ``consistency_failure_window`` checks failed (on the wire,
+unparsable or truncated — a rate, not a consecutive count) the reward raises.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from dataclasses import dataclass, fields
 from typing import Any
 
+from omni_rl.judge.budget import FailureBudget, FailureBudgetExceeded
 from omni_rl.judge.client import JudgeClient, JudgeError, base_url_from_address, run_sync
 from omni_rl.judge.parse import parse_verdict, think_text
+from omni_rl.judge.pipeline import JudgePipeline, JudgeSpec
 from omni_rl.prompts.render import render_consistency_messages
 
 log = logging.getLogger(__name__)
@@ -68,7 +73,9 @@ class GenRMRewardConfig:
     consistency_max_concurrency: int = 16
     consistency_max_retries: int = 2
     consistency_max_tokens: int = 256
-    consistency_max_consecutive_failures: int = 32
+    consistency_failure_window: int = 64  # checks the failure rate is measured over
+    consistency_max_failure_rate: float = 0.25  # raise once more of the window than this failed
+    allow_tie: bool = True  # the export template's choice set (False: no format credit for a strict tie)
     consistency_extra_body: dict | None = None  # e.g. vLLM {"structured_outputs": {"choice": [...]}}
     length_limit: int = 0  # characters; 0 disables the length penalty
     length_buffer: int = 1024  # the penalty ramps linearly to its maximum over this many characters
@@ -95,6 +102,10 @@ class GenRMRewardConfig:
             raise ValueError(f"genrm reward: parse_mode must be strict or lenient, got {self.parse_mode!r}")
         if not 0.0 <= self.tie_credit <= 1.0:
             raise ValueError(f"genrm reward: tie_credit must be in [0, 1], got {self.tie_credit}")
+        if self.consistency_failure_window < 1 or not 0.0 <= self.consistency_max_failure_rate <= 1.0:
+            raise ValueError(
+                "genrm reward: consistency_failure_window must be >= 1 and consistency_max_failure_rate in [0, 1]"
+            )
         if self.length_limit < 0 or self.length_buffer <= 0:
             raise ValueError("genrm reward: length_limit must be >= 0 and length_buffer > 0")
 
@@ -139,7 +150,7 @@ def assemble(
     solution_str: str, label: str, cfg: GenRMRewardConfig, consistency: tuple[float, float, float] = (0, 0, 0)
 ) -> dict[str, Any]:
     """All reward parts for one rollout; `consistency` = (value, failed, checked)."""
-    verdict = parse_verdict(solution_str, cfg.parse_mode)
+    verdict = parse_verdict(solution_str, cfg.parse_mode, allow_tie=cfg.allow_tie)  # type: ignore[arg-type]
     fmt = 1.0 if verdict.format_ok else 0.0
     acc = accuracy(verdict.verdict, label, cfg.tie_credit)
     value, failed, checked = consistency
@@ -170,10 +181,11 @@ def assemble(
 
 @dataclass
 class _ConsistencyState:
-    """Per-process judge clients and failure counters (never pickled with the reward function)."""
+    """Per-process judge pipelines and the windowed failure budget (never pickled with the reward function)."""
 
     clients: dict[tuple, JudgeClient] = dataclasses.field(default_factory=dict)
-    consecutive_failures: int = 0
+    pipelines: dict[tuple, JudgePipeline] = dataclasses.field(default_factory=dict)
+    budgets: dict[tuple, FailureBudget] = dataclasses.field(default_factory=dict)
     failures: int = 0
     checks: int = 0
 
@@ -181,8 +193,26 @@ class _ConsistencyState:
 _STATE = _ConsistencyState()
 
 
-def _client(cfg: GenRMRewardConfig, router_address: str | None) -> JudgeClient:
-    """The process's JudgeClient for the consistency endpoint (shared so concurrency stays bounded)."""
+def _budget_key(cfg: GenRMRewardConfig) -> tuple[int, float]:
+    return (cfg.consistency_failure_window, cfg.consistency_max_failure_rate)
+
+
+def _budget(cfg: GenRMRewardConfig) -> FailureBudget:
+    """The process's windowed budget for these limits (transport / parse / truncated share one rate)."""
+    key = _budget_key(cfg)
+    if key not in _STATE.budgets:
+        rate = cfg.consistency_max_failure_rate
+        _STATE.budgets[key] = FailureBudget(
+            "genrm consistency judge", window=cfg.consistency_failure_window,
+            max_rates=dict.fromkeys(("transport", "parse", "truncated"), rate),
+            rate_keys=dict.fromkeys(("transport", "parse", "truncated"), "consistency_max_failure_rate"),
+            hint="Fix the consistency endpoint (consistency_base_url/consistency_model) or its template.",
+        )  # fmt: skip
+    return _STATE.budgets[key]
+
+
+def _pipeline(cfg: GenRMRewardConfig, router_address: str | None) -> JudgePipeline:
+    """The process's pipeline for the consistency endpoint (one client, so concurrency stays bounded)."""
     base_url = cfg.consistency_base_url or (base_url_from_address(router_address) if router_address else None)
     if not base_url or not cfg.consistency_model:
         raise ValueError(
@@ -198,22 +228,22 @@ def _client(cfg: GenRMRewardConfig, router_address: str | None) -> JudgeClient:
             timeout=cfg.consistency_timeout,
             max_retries=cfg.consistency_max_retries,
         )
-    return _STATE.clients[key]
+    spec = JudgeSpec(template=cfg.consistency_template, parse_mode="lenient", soft=False,
+                     max_tokens=cfg.consistency_max_tokens, extra_body=cfg.consistency_extra_body)  # fmt: skip
+    extra = json.dumps(cfg.consistency_extra_body, sort_keys=True, default=str)
+    pkey = (*key, cfg.consistency_template, cfg.consistency_max_tokens, extra, *_budget_key(cfg))
+    if pkey not in _STATE.pipelines:
+        _STATE.pipelines[pkey] = JudgePipeline(_STATE.clients[key], spec, _budget(cfg))
+    return _STATE.pipelines[pkey]
 
 
-def _record(failed: bool, why: str, cfg: GenRMRewardConfig) -> None:
-    """Count a consistency outcome; raise once failures run past the configured limit."""
+def _count(failed: bool, why: str) -> None:
+    """Per-process counters for consistency_stats (the limits live in the budget)."""
     _STATE.checks += 1
-    if not failed:
-        _STATE.consecutive_failures = 0
-        return
-    _STATE.failures += 1
-    _STATE.consecutive_failures += 1
-    log.warning("genrm consistency check failed (%d of %d so far): %s", _STATE.failures, _STATE.checks, why)
-    if _STATE.consecutive_failures > cfg.consistency_max_consecutive_failures:
-        raise RuntimeError(
-            f"genrm reward: the consistency judge failed {_STATE.consecutive_failures} times in a row "
-            f"(last: {why}); fix the endpoint or raise consistency_max_consecutive_failures"
+    if failed:
+        _STATE.failures += 1
+        log.warning(
+            "genrm consistency check failed (%d of %d so far): %s", _STATE.failures, _STATE.checks, why
         )
 
 
@@ -223,20 +253,22 @@ async def check_consistency(
     """(+1 | -1 | 0, failed) — does the reasoning support the answer, per a second judge."""
     reasoning = think_text(solution_str) or ""
     prompt = render_consistency_messages(reasoning, cfg.consistency_template)
+    pipeline = _pipeline(cfg, router_address)
     try:
-        extra = {"extra_body": cfg.consistency_extra_body} if cfg.consistency_extra_body else {}
-        result = await _client(cfg, router_address).chat(
-            prompt.messages, max_tokens=cfg.consistency_max_tokens, temperature=0.0, **extra
+        judged = await pipeline.judge_messages(
+            prompt.messages, template=cfg.consistency_template, temperature=0.0
         )
+    except FailureBudgetExceeded:
+        _count(True, "failure budget exceeded")
+        raise
     except JudgeError as exc:
-        _record(True, f"{type(exc).__name__}: {exc}", cfg)
+        _count(True, f"{type(exc).__name__}: {exc}")
         return 0.0, 1.0
-    supported = parse_verdict(result.text, "lenient")
-    if supported.verdict is None:
-        _record(True, f"unparsable consistency answer ({supported.reason}): {result.text[:120]!r}", cfg)
+    if judged.verdict is None:
+        _count(True, f"unparsable consistency answer ({judged.reason}): {judged.text[:120]!r}")
         return 0.0, 1.0
-    _record(False, "", cfg)
-    return (1.0 if supported.verdict == verdict else -1.0), 0.0
+    _count(False, "")
+    return (1.0 if judged.verdict == verdict else -1.0), 0.0
 
 
 async def compute_score(
@@ -252,7 +284,7 @@ async def compute_score(
     solution_str = solution_str if isinstance(solution_str, str) else ""
     consistency: tuple[float, float, float] = (0.0, 0.0, 0.0)
     if cfg.style == "r1":
-        verdict = parse_verdict(solution_str, cfg.parse_mode).verdict
+        verdict = parse_verdict(solution_str, cfg.parse_mode, allow_tie=cfg.allow_tie).verdict  # type: ignore[arg-type]
         if verdict is not None and accuracy(verdict, label, cfg.tie_credit) > 0:
             value, failed = await check_consistency(
                 solution_str, verdict, cfg, kwargs.get("reward_router_address")
@@ -273,9 +305,11 @@ def compute_score_sync(
 
 
 def consistency_stats() -> dict[str, float]:
-    """This process's consistency-judge counters (checks, failures, consecutive failures)."""
-    return {
+    """This process's consistency-judge counters (checks, failures) and the budget's per-kind counts/rates."""
+    out = {
         "genrm/consistency_checks": float(_STATE.checks),
         "genrm/consistency_failures": float(_STATE.failures),
-        "genrm/consistency_consecutive_failures": float(_STATE.consecutive_failures),
     }
+    for budget in _STATE.budgets.values():
+        out.update(budget.metrics("genrm/consistency_budget/"))
+    return out

@@ -90,11 +90,11 @@ def test_hard_samples_is_dispatched_lazily(capsys) -> None:
     import importlib
     import importlib.util
 
-    if importlib.util.find_spec("omni_rl.data.hard_samples") is None:
+    if importlib.util.find_spec("omni_rl.curate.hard_samples") is None:
         assert main(["hard-samples"]) == 2
         assert "not installed" in capsys.readouterr().err
         return
-    module = importlib.import_module("omni_rl.data.hard_samples")
+    module = importlib.import_module("omni_rl.curate.hard_samples")
     direct = int(module.main(["--help"]) or 0)
     direct_out = capsys.readouterr().out
     assert main(["hard-samples", "--help"]) == direct

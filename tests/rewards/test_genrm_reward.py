@@ -142,3 +142,12 @@ def test_reward_on_very_long_outputs(unit: str, n: int) -> None:
 async def test_compute_score_is_awaitable_for_verl() -> None:
     out = await compute_score("s", OK.format("A"), "A")
     assert out["score"] == 1.5
+
+
+def test_no_tie_template_gives_no_format_credit_for_a_tie() -> None:
+    """Issue 13 defect 9: strict parsing respects the export template's choice set."""
+    text = "<think>they look equal</think><answer>tie</answer>"
+    with_tie = compute_score_sync("s", text, "A")
+    no_tie = compute_score_sync("s", text, "A", allow_tie=False)
+    assert with_tie["format"] == 1.0 and with_tie["score"] == pytest.approx(0.5)
+    assert no_tie["format"] == 0.0 and no_tie["score"] == 0.0 and no_tie["verdict"] == "none"

@@ -202,7 +202,8 @@ async def test_consistency_failures_are_zero_counted_and_bounded(fresh_consisten
         consistency_model="nobody",
         consistency_max_retries=0,
         consistency_timeout=5.0,
-        consistency_max_consecutive_failures=2,
+        consistency_failure_window=3,
+        consistency_max_failure_rate=0.5,
     )
     text = rollout("right", "A")
     for _ in range(2):
@@ -210,5 +211,5 @@ async def test_consistency_failures_are_zero_counted_and_bounded(fresh_consisten
         assert (out["consistency"], out["consistency_failed"], out["consistency_checked"]) == (0.0, 1.0, 1.0)
         assert out["score"] == pytest.approx(1.5)  # 0.5 format + 1 * (1 + 0.5 * 0): no bonus
     assert genrm.consistency_stats()["genrm/consistency_failures"] == 2.0
-    with pytest.raises(RuntimeError, match="failed 3 times in a row"):
+    with pytest.raises(RuntimeError, match=r"3 of the last 3 judge calls.*consistency_max_failure_rate=0\.5"):
         await genrm.compute_score("s", text, "A", **kwargs)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from omni_rl.data.hard_samples import classify, main
+from omni_rl.curate.hard_samples import classify, main
 from omni_rl.judge.parse import parse_verdict
 
 CHOICES = [f"<think>reason {v}</think><answer>{v}</answer>" for v in ("A", "B", "tie")]
