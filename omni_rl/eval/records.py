@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 Order = Literal["AB", "BA"]  # AB = PreferencePair.ordered(swap=False): chosen (or first of a tie) in A
@@ -88,14 +88,13 @@ class Record:
         return m if math.isfinite(m) else None
 
     def to_json(self) -> dict[str, Any]:
-        """Plain dict for one jsonl line."""
-        return asdict(self)
+        """Plain dict for one jsonl line (every field is a scalar: no deep copy as `asdict` would do)."""
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Record:
         """Inverse of to_json; unknown keys are an error so a foreign file is not silently misread."""
-        names = {f.name for f in fields(cls)}
-        extra = set(d) - names
+        extra = set(d) - _FIELD_SET
         if extra:
             raise ValueError(f"unknown record field(s) {sorted(extra)}")
         return cls(**d)
@@ -111,3 +110,7 @@ def verdict_from_scores(score_a: float | None, score_b: float | None, eps: float
     if abs(d) <= eps:
         return "tie"
     return "A" if d > 0 else "B"
+
+
+_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Record))
+_FIELD_SET = frozenset(_FIELDS)
