@@ -3,13 +3,16 @@
 Every network call to a GenRM goes through `JudgeClient.chat`. It wraps ONE `openai.AsyncOpenAI`
 (created lazily, per process and per event loop, so the client pickles cleanly into Ray workers),
 bounds concurrency with a semaphore, retries connection errors / timeouts / 5xx / 429 with exponential
-backoff and full jitter, and raises `JudgeError` once the retry budget is spent. Nothing is swallowed:
-callers decide whether a failure becomes an exception or a documented neutral reward.
+backoff and full jitter (never sooner than the server's Retry-After), and raises `JudgeError` once the
+retry budget is spent. Non-chat routes (vLLM's /classify, /pooling) go over a plain `httpx.AsyncClient`
+through the same counted retry loop. Nothing is swallowed: callers decide whether a failure becomes an
+exception or a documented neutral reward.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
 import os
 import random
@@ -19,6 +22,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
+import httpx
 import openai
 
 log = logging.getLogger(__name__)
@@ -79,13 +83,49 @@ class ClientStats:
         return out
 
 
+#: Longest Retry-After we honour (a server asking for more is treated as this; the retry budget still ends it).
+MAX_RETRY_AFTER_S = 60.0
+
+
 def _is_retryable(exc: BaseException) -> bool:
     """Connection errors, timeouts, 5xx and 429 are transient; other 4xx are our bug and fail fast."""
-    if isinstance(exc, openai.APIConnectionError | asyncio.TimeoutError):  # includes APITimeoutError
-        return True
+    if isinstance(exc, openai.APIConnectionError | asyncio.TimeoutError | httpx.TransportError):
+        return True  # openai's includes APITimeoutError; httpx's includes connect/read timeouts
+    status = _status(exc)
+    return status is not None and (status >= 500 or status in (408, 409, 429))
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of an SDK or httpx status error (None for other errors)."""
     if isinstance(exc, openai.APIStatusError):
-        return exc.status_code >= 500 or exc.status_code in (408, 409, 429)
-    return False
+        return exc.status_code
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code
+    return None
+
+
+def retry_after_s(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait (Retry-After-Ms / Retry-After: seconds or HTTP date), capped."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    value: float | None = None
+    try:
+        if headers.get("retry-after-ms"):
+            value = float(headers["retry-after-ms"]) / 1000.0
+        elif headers.get("retry-after"):
+            raw = headers["retry-after"]
+            try:
+                value = float(raw)
+            except ValueError:
+                when = email.utils.parsedate_to_datetime(raw)
+                value = when.timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if value is None or value != value:  # missing or NaN
+        return None
+    return min(max(0.0, value), MAX_RETRY_AFTER_S)
 
 
 def _parse_logprobs(choice: Any) -> list[TokenLogprob] | None:
@@ -143,13 +183,14 @@ class JudgeClient:
     # -- lifecycle: runtime objects are per process and per event loop, never pickled --------------
     def _init_runtime(self) -> None:
         self._client: openai.AsyncOpenAI | None = None
+        self._http: httpx.AsyncClient | None = None
         self._sem: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for k in ("_client", "_sem", "_loop", "_lock"):
+        for k in ("_client", "_http", "_sem", "_loop", "_lock"):
             state.pop(k, None)
         return state
 
@@ -165,21 +206,35 @@ class JudgeClient:
                 self._client = openai.AsyncOpenAI(
                     base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0
                 )
+                self._http = None
                 self._sem = asyncio.Semaphore(self.max_concurrency)
                 self._loop = loop
             assert self._sem is not None
             return self._client, self._sem
 
+    def _http_client(self) -> httpx.AsyncClient:
+        """A plain httpx pool for non-chat routes, bound to the same loop as the OpenAI client."""
+        self._runtime()
+        with self._lock:
+            if self._http is None:
+                headers = {"Authorization": f"Bearer {self.api_key}"}
+                self._http = httpx.AsyncClient(timeout=self.timeout, headers=headers)
+            return self._http
+
     async def aclose(self) -> None:
-        """Close the underlying HTTP pool (safe to call twice)."""
+        """Close the underlying HTTP pools (safe to call twice)."""
         if self._client is not None:
             await self._client.close()
+        if self._http is not None:
+            await self._http.aclose()
         self._init_runtime()
 
     # -- the call ------------------------------------------------------------------------------
-    def _backoff(self, attempt: int) -> float:
-        """Full-jitter exponential backoff: U(0, min(max, base * 2**attempt))."""
-        return random.uniform(0.0, min(self.backoff_max, self.backoff_base * (2**attempt)))
+    def _backoff(self, attempt: int, exc: BaseException | None = None) -> float:
+        """Full-jitter exponential backoff U(0, min(max, base * 2**attempt)), never below Retry-After."""
+        delay = random.uniform(0.0, min(self.backoff_max, self.backoff_base * (2**attempt)))
+        asked = retry_after_s(exc) if exc is not None else None
+        return max(delay, asked) if asked is not None else delay
 
     async def resolve_model(self) -> str:
         """The model name to send: as configured, or (model "auto"/empty) the server's first model."""
@@ -223,7 +278,7 @@ class JudgeClient:
                     msg = f"{what} failed after {attempt + 1} attempt(s), {why}: {name}: {exc}"
                     log.error(msg)
                     raise JudgeError(msg, attempts=attempt + 1, retryable=retryable, cause=exc) from exc
-                delay = self._backoff(attempt)
+                delay = self._backoff(attempt, exc)
                 log.warning("judge call failed (%s: %s); retry %d in %.2f s", name, exc, attempt + 1, delay)
                 self.stats.retries += 1
                 attempt += 1
@@ -246,14 +301,16 @@ class JudgeClient:
 
     async def post_json(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST JSON to a server-root route (vLLM serves /classify and /pooling outside /v1), counted."""
-        import httpx
-
-        client, _ = self._runtime()
+        http = self._http_client()
         url = f"{self.base_url.rstrip('/').removesuffix('/v1')}/{route.lstrip('/')}"
+
+        async def send() -> httpx.Response:
+            response = await http.post(url, json=body)
+            response.raise_for_status()  # 5xx/429 → HTTPStatusError, retried by _counted
+            return response
+
         t0 = time.monotonic()
-        resp, _ = await self._counted(
-            f"POST {url}", lambda: client.post(url, cast_to=httpx.Response, body=body)
-        )
+        resp, _ = await self._counted(f"POST {url}", send)
         latency = time.monotonic() - t0
         self.stats.successes += 1
         self.stats.latency_total_s += latency
