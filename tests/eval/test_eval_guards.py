@@ -131,3 +131,25 @@ def test_loader_options_reach_the_loader_and_typos_fail(tmp_path: Path, capsys, 
     assert "unknown option(s) 'bothbat'" in capsys.readouterr().err
     assert main([*base, "+data.options.bothbad=drop"]) == 0
     assert json.loads((tmp_path / "o" / "report.json").read_text())["run"]["pairs"] == 3
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "truncated"])
+def test_file_level_errors_are_one_line_exit_2(
+    kind: str, real_fixtures: Path, tmp_path: Path, capsys
+) -> None:
+    path = {
+        "missing": tmp_path / "absent.json",
+        "directory": tmp_path / "dir.json",
+        "truncated": tmp_path / "cut.json",
+    }[kind]
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "truncated":
+        path.write_text(
+            (real_fixtures / "multimodal_rewardbench_reasoning_preference.json").read_text()[:5000]
+        )
+    argv = ["data.loader=multimodal_rewardbench", f"data.path={path}", "judge.type=always_first",
+            f"out_dir={tmp_path / 'o'}", "progress=false"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
