@@ -319,16 +319,20 @@ def test_data_prepare_and_sft_recipe_on_synth_output(
 
 @dataclass
 class ConstrainingProxy(RecordingProxy):
-    """Forwards to vLLM adding a structured-outputs regex to every chat request (what `*.extra_body` does):
-    the README's command line stays verbatim while the tiny model writes parsable text."""
+    """Forwards to vLLM adding a structured-outputs regex (what `*.extra_body` does) and, when set, a
+    temperature to every chat request: the README's command line stays verbatim while the tiny model
+    writes parsable text. (Greedy, the tiny random model answers "A" in every order: all position bias.)"""
 
     regex: str = ""
+    temperature: float | None = None
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         body = json.loads(raw) if raw else None
         if body is not None and request.path.endswith("/chat/completions"):
             body["structured_outputs"] = {"regex": self.regex}
+            if self.temperature is not None:
+                body["temperature"] = self.temperature
             self.requests.append(RecordedRequest(request.method, request.path, body, 200))
         url = f"{self.upstream}{request.path_qs}"
         async with (
@@ -350,7 +354,7 @@ def test_readme_synth_example_runs_verbatim(vllm_server, tmp_path: Path) -> None
     upstream = vllm_server.base_url.removesuffix("/v1")
     with (
         ConstrainingProxy(upstream=upstream, regex=WORDS) as cands,
-        ConstrainingProxy(upstream=upstream, regex=REGEX) as teacher,
+        ConstrainingProxy(upstream=upstream, regex=REGEX, temperature=1.0) as teacher,
     ):
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_RL_")}
         env.update(STRONG_URL=cands.base_url, WEAK_URL=cands.base_url, TEACHER_URL=teacher.base_url,
