@@ -369,3 +369,39 @@ def test_readme_synth_example_runs_verbatim(vllm_server, tmp_path: Path) -> None
     assert (
         pq.read_table(tmp_path / "data" / "synth" / "train.parquet").num_rows == stats["outputs"]["pairs"] > 0
     )
+
+
+@pytest.mark.server
+def test_changed_rules_reuse_every_call(
+    vllm_server, prompts_file: Path, regex_run: Path, tmp_path: Path
+) -> None:
+    """Rules are applied to stored judgements: changing them and rerunning makes no model call."""
+    import shutil
+
+    url, model = vllm_server.base_url, vllm_server.served_model_name
+    before = json.loads((regex_run / "stats.json").read_text())["steps"]["rules"]
+    copy = tmp_path / "copy"
+    shutil.copytree(regex_run, copy)
+    args = [*overrides(prompts_file, copy, url, url, model), regex_teacher(), "rules.on_disagree=drop"]
+    assert synth.main(args) == 0
+    stats = json.loads((copy / "stats.json").read_text())
+    assert all(c["calls"] == 0 for c in stats["this_run"]["clients"].values())
+    after = stats["steps"]["rules"]
+    assert after["flip"] == 0 and after["keep"] == before["keep"]
+    assert after["drop_reasons"].get("teacher_prefers_rejected", 0) == before["flip"]
+    assert stats["outputs"]["pairs"] == before["keep"]
+
+
+def test_prompts_from_a_dataset_loader(real_fixtures: Path, tmp_path: Path) -> None:
+    """format=<loader>: the prompts (not the responses) of a public preference file are answered."""
+    src = [json.loads(line) for line in (real_fixtures / "hh_rlhf_pairs.jsonl").read_text().splitlines()[:3]]
+    out = tmp_path / "out"
+    with RecordingProxy(fixed_reply="one") as a, RecordingProxy(fixed_reply="two") as b, \
+            RecordingProxy(fixed_reply="<think>t</think><answer>B</answer>") as teacher:  # fmt: skip
+        args = overrides(real_fixtures / "hh_rlhf_pairs.jsonl", out, a.base_url, teacher.base_url, "m",
+                         **{"candidates.weak.base_url": b.base_url, "format": "hh_rlhf", "limit": 3})  # fmt: skip
+        assert synth.main(args) == 0
+        sent = [r.body["messages"][-1]["content"] for r in a.chat_requests()]  # type: ignore[index]
+    assert sent == [row["text_prompt"] for row in src]
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["steps"]["input"]["prompts"] == 3 and stats["steps"]["judge"]["calls"] == 6
