@@ -19,7 +19,7 @@ from omni_rl.data.schema import DataError, Media, PreferencePair, Response
 from omni_rl.judge.budget import FailureBudget, FailureBudgetExceeded
 from omni_rl.judge.client import ChatResult, JudgeClient, JudgeError
 from omni_rl.judge.media import MediaError, to_openai_messages
-from omni_rl.judge.pipeline import JudgePipeline, JudgeSpec
+from omni_rl.judge.pipeline import JudgePipeline, JudgeSpec, neutralise
 
 ORDERS = ("AB", "BA")  # AB: the presumed-chosen candidate is shown as Response A
 _METER: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar("synth_meter", default=None)
@@ -166,10 +166,15 @@ async def judge_order(pipe: JudgePipeline, pair: PreferencePair, order: str, key
 
 
 def presumed_pair(p: SynthPrompt, chosen: tuple[str, str], rejected: tuple[str, str]) -> PreferencePair:
-    """The pair as presumed before judging: (name, text) of the presumed-stronger and -weaker answers."""
+    """The pair as presumed before judging: (name, text) of the presumed-stronger and -weaker answers.
+
+    Answers are neutralised exactly as the pipeline does before rendering (a stray `<image>` becomes
+    `[image]`, template delimiters and tags are escaped), so the pair is what the teacher saw and passes
+    `schema.validate` in `data prepare`.
+    """
     return PreferencePair(
         id=f"{p.id}:{chosen[0]}>{rejected[0]}", task=p.task, prompt=p.prompt, prompt_media=p.media,
-        chosen=Response(chosen[1], Media()), rejected=Response(rejected[1], Media()), criteria=p.criteria,
+        chosen=neutralise(Response(chosen[1], Media())), rejected=neutralise(Response(rejected[1], Media())), criteria=p.criteria,
         source="synth", subset=p.source, group=p.id,
         meta={"prompt_identity": prompt_identity(p), "presumed": {"chosen": chosen[0], "rejected": rejected[0]}},
     )  # fmt: skip
