@@ -144,6 +144,11 @@ class GroupWinRateRewardManager(OmniRewardManager):
         super().__init__(*args, **kwargs)
         self.group = GroupConfig.from_config(self.reward_kwargs.get("group"), self.config)
         check_startup(self.config, self.group)
+        if self.group.scheme == "adaptive" and not self.reward_kwargs.get("soft", True):
+            raise ValueError(
+                "reward_kwargs.group.scheme=adaptive fits soft P(better) margins: set reward_kwargs.soft=true "
+                "(a server that returns logprobs), or use scheme=anchor|round_robin with hard verdicts"
+            )
         self.barrier = BarrierHandle(max_bytes=self.group.max_bytes, closed_ttl_s=self.group.closed_ttl_s)
 
     def _judge_kwargs(self) -> dict[str, Any]:

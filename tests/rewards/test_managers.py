@@ -306,3 +306,10 @@ def test_group_win_rate_on_verls_streaming_path(ray_cluster, proxy, vllm_server,
     )  # 3 train groups × C(3,2) × 2 orders + 1 val pair × 2
     assert stats["open"] == 0 and stats["closed"] == 4  # every group served, none left waiting
     assert len({frozenset(i) for i in infos}) == 1  # identical keys on every sample
+
+
+def test_adaptive_scheme_without_soft_verdicts_refuses_to_start(tiny_text_model) -> None:
+    kw = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "soft": False, "group": {"scheme": "adaptive"}}
+    cfg = make_config(tiny_text_model, kw, "GroupWinRateRewardManager", n=4)
+    with pytest.raises(ValueError, match="adaptive fits soft P"):
+        load_reward_manager(cfg, AutoTokenizer.from_pretrained(tiny_text_model))
