@@ -93,7 +93,7 @@ def sft_rows(outcomes: list[PairOutcome], template: str) -> tuple[list[dict[str,
             assert rec is not None
             prompt = _rendered(o.pair.ordered(swap=order == "BA"), template)
             messages = [*prompt.messages, {"role": "assistant", "content": rec["text"].strip()}]
-            media = {k: list(getattr(prompt.media, k)) for k in _SFT_MEDIA}
+            media = {k: [{k[:-1]: path} for path in getattr(prompt.media, k)] for k in _SFT_MEDIA}
             rows.append(
                 {"messages": messages, **media, "id": f"{o.pair.id}:{order}", "verdict": rec["verdict"]}
             )
@@ -123,10 +123,17 @@ def _rendered(op: OrderedPair, template: str) -> Any:
 
 
 def write_sft(rows: list[dict[str, Any]], path: Path) -> None:
-    """sft.parquet: messages, the media columns some row uses (verl wants a processor for any), id."""
+    """sft.parquet: messages, the media columns some row uses (verl wants a processor for any), id.
+
+    verl's SFT dataset hands each item to `process_image` / `process_video`, which take
+    `{"image": path}` / `{"video": path}` dicts (not bare paths, unlike the RL dataset).
+    """
     used = [k for k in _SFT_MEDIA if any(r[k] for r in rows)]
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
-    fields = [("messages", pa.list_(message)), *((k, pa.list_(pa.string())) for k in used)]
+    fields = [
+        ("messages", pa.list_(message)),
+        *((k, pa.list_(pa.struct([(k[:-1], pa.string())]))) for k in used),
+    ]
     schema = pa.schema([*fields, ("id", pa.string()), ("verdict", pa.string())])
     table = pa.Table.from_pylist([{k: r[k] for k in schema.names} for r in rows], schema=schema)
     tmp = path.with_suffix(".parquet.tmp")

@@ -53,9 +53,9 @@ def test_pairs_sft_and_rejects(real_media: Path, tmp_path: Path) -> None:
     assert len(rows) == 4 and skipped == {}  # both orders of both kept pairs named the winner
     for row in rows:
         text = "".join(m["content"] for m in row["messages"])
-        assert (
-            placeholder_counts(text)["images"] == len(row["images"]) == 1
-        )  # the stray <image> was neutralised
+        # one <image> placeholder for the prompt's image: the candidate's stray <image> was neutralised
+        assert placeholder_counts(text)["images"] == len(row["images"]) == 1
+        assert row["images"] == [{"image": str(real_media / "1.jpg")}] and row["videos"] == []
         assert row["messages"][-1] == {"role": "assistant", "content": TRACE.format(row["verdict"])}
         assert "(End of Response A)" in text and "[End of Response A]\n\n[Response B]" in text
     write_sft(rows, tmp_path / "sft.parquet")
@@ -79,3 +79,25 @@ def test_loader_rejects_escaping_media(tmp_path: Path) -> None:
     assert (
         pairs == [] and rejects[0].field.startswith("prompt_media.images") and "escapes" in rejects[0].reason
     )
+
+
+def test_image_sft_rows_load_in_verls_sft_dataset(
+    real_media: Path, tiny_vl_model: Path, tmp_path: Path
+) -> None:
+    """An image prompt's trace: verl's own SFT dataset with the VL processor turns it into pixels + loss mask."""
+    from omegaconf import OmegaConf
+    from transformers import AutoProcessor, AutoTokenizer
+    from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
+
+    rows, _ = sft_rows([outcome(real_media, "k", "A", "B", "keep", "chosen")], "synth_rationale")
+    write_sft(rows, tmp_path / "sft.parquet")
+    tok = AutoTokenizer.from_pretrained(tiny_vl_model)
+    processor = AutoProcessor.from_pretrained(tiny_vl_model)
+    data = MultiTurnSFTDataset(
+        str(tmp_path / "sft.parquet"), tok, OmegaConf.create({"max_length": 8192}), processor
+    )
+    item = data[0]
+    assert item["multi_modal_inputs"]["pixel_values"].shape[0] > 0
+    assert item["multi_modal_inputs"]["image_grid_thw"].shape == (1, 3)
+    trained = tok.decode(item["input_ids"][item["loss_mask"].bool()])
+    assert "<answer>A</answer>" in trained and "What colour" not in trained
