@@ -9,12 +9,14 @@ are enabled (soft verdicts need them); media limits per prompt are set for multi
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from omni_rl.utils.config import config_help, load_config
 
@@ -28,7 +30,7 @@ class ServeConfig:
     host: str = "127.0.0.1"  # loopback by default: a judge endpoint has no auth
     port: int = 8000
     dtype: str = "auto"
-    max_model_len: int = 8192
+    max_model_len: int | None = None  # default: min(8192, the model's max_position_embeddings)
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.85
     max_logprobs: int = 20
@@ -59,8 +61,32 @@ def _python(cfg: ServeConfig) -> str:
     )
 
 
+DEFAULT_MAX_MODEL_LEN = 8192
+
+
+def model_max_len(model: str) -> int | None:
+    """max_position_embeddings from a local model folder's config.json (text_config for VL models)."""
+    path = Path(model) / "config.json"
+    if not path.is_file():
+        return None  # a hub id: vLLM reads the limit itself
+    cfg = json.loads(path.read_text())
+    for node in (cfg, cfg.get("text_config") or {}, cfg.get("thinker_config", {}).get("text_config") or {}):
+        if isinstance(node.get("max_position_embeddings"), int):
+            return node["max_position_embeddings"]
+    return None
+
+
+def resolve_max_model_len(cfg: ServeConfig) -> int:
+    """The context length to serve: explicit, else the default capped at what the model supports."""
+    if cfg.max_model_len is not None:
+        return cfg.max_model_len
+    limit = model_max_len(cfg.model)
+    return min(DEFAULT_MAX_MODEL_LEN, limit) if limit else DEFAULT_MAX_MODEL_LEN
+
+
 def command(cfg: ServeConfig) -> list[str]:
     """The vLLM OpenAI server command line for this config."""
+    cfg.max_model_len = resolve_max_model_len(cfg)
     limits = f'{{"image": {cfg.limit_images}, "video": {cfg.limit_videos}, "audio": {cfg.limit_audios}}}'
     return [
         _python(cfg), "-m", "vllm.entrypoints.openai.api_server",
@@ -80,7 +106,7 @@ def _cpu_args(cfg: ServeConfig) -> list[str]:
         return []
     from omni_rl.serving import vllm_cpu_args
 
-    return vllm_cpu_args(cfg.max_model_len)
+    return vllm_cpu_args(cfg.max_model_len or DEFAULT_MAX_MODEL_LEN)
 
 
 def main(argv: list[str]) -> int:

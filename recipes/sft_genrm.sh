@@ -8,22 +8,14 @@
 # Any Hydra key=value argument overrides the yaml. Run from the repository root.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHON="${PYTHON:-python3}"
+source "$HERE/lib.sh"  # PYTHON (the project venv), PROFILE_ARGS (recipes/config/profile/<name>.yaml), preflight
 NPROC="${NPROC:-8}"
-# PROFILE=a,b: recipes/config/profile/<name>.yaml over the base yaml. A cpu_* profile (cpu_sft) also loads
-# omni_rl.cpu in every torchrun process: verl's CPU platform, gloo, FSDP engines on "cpu".
-PROFILE_ARGS=()
-if [[ -n "${PROFILE:-}" ]]; then PROFILE_ARGS=("+profile=[${PROFILE}]"); fi
-if [[ ",${PROFILE:-}" == *,cpu_* ]]; then
-  export VERL_PLATFORM=cpu
-  [[ ",${VERL_USE_EXTERNAL_MODULES:-}," == *,omni_rl.cpu.plugin,* ]] ||
-    export VERL_USE_EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:+$VERL_USE_EXTERNAL_MODULES,}omni_rl.cpu.plugin"
-fi
-
+use_cpu_profile  # PROFILE=cpu_sft: omni_rl.cpu in every torchrun process (CPU platform, gloo)
+preflight genrm_sft "$@"  # attention implementation, resume decision, absolute paths under Ray
+ARGS=(--config-path="$HERE/config" --config-name=genrm_sft ${PROFILE_ARGS[@]+"${PROFILE_ARGS[@]}"})
+ARGS+=(${PREFLIGHT_ARGS[@]+"${PREFLIGHT_ARGS[@]}"})
 if [[ " $* " == *" --cfg "* ]]; then  # config printing needs no process group
-  exec "$PYTHON" -m verl.trainer.sft_trainer --config-path="$HERE/config" --config-name=genrm_sft \
-    ${PROFILE_ARGS[@]+"${PROFILE_ARGS[@]}"} "$@"
+  exec "$PYTHON" -m verl.trainer.sft_trainer "${ARGS[@]}" "$@"
 fi
 exec "$PYTHON" -m torch.distributed.run --standalone --nnodes=1 --nproc_per_node="$NPROC" \
-  -m verl.trainer.sft_trainer --config-path="$HERE/config" --config-name=genrm_sft \
-  ${PROFILE_ARGS[@]+"${PROFILE_ARGS[@]}"} "$@"
+  -m verl.trainer.sft_trainer "${ARGS[@]}" "$@"

@@ -15,18 +15,13 @@
 # reward_fns/genrm.py is relative to it; under `ray job submit` the working dir is the root).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHON="${PYTHON:-python3}"
+source "$HERE/lib.sh"  # PYTHON (the project venv), PROFILE_ARGS, preflight
 # Registers omni_rl.rl's policy loss / advantage estimator in every verl process (driver and workers).
 export VERL_USE_EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:-omni_rl.rl}"
-# PROFILE=cpu_tiny (or cpu_tiny_vl, any cpu_tiny*): also load omni_rl.cpu (verl's CPU platform, gloo,
-# HF-generate rollout) in the driver.
-if [[ ",${PROFILE:-}," =~ ,cpu_tiny[A-Za-z0-9_]*, ]]; then
-  export VERL_PLATFORM=cpu
-  [[ ",$VERL_USE_EXTERNAL_MODULES," == *,omni_rl.cpu.plugin,* ]] ||
-    export VERL_USE_EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES},omni_rl.cpu.plugin"
-fi
-PROFILE_ARGS=()
-if [[ -n "${PROFILE:-}" ]]; then PROFILE_ARGS=("+profile=[${PROFILE}]"); fi
+# PROFILE=cpu_tiny (any cpu_* profile): also load omni_rl.cpu (verl's CPU platform, gloo, HF-generate
+# rollout) in every verl process.
+use_cpu_profile
+preflight genrm_grpo "$@"  # attention implementation, resume decision, absolute paths under Ray
 
 exec "$PYTHON" -m verl.trainer.main_ppo --config-path="$HERE/config" --config-name=genrm_grpo \
-  ${PROFILE_ARGS[@]+"${PROFILE_ARGS[@]}"} "$@"
+  ${PROFILE_ARGS[@]+"${PROFILE_ARGS[@]}"} ${PREFLIGHT_ARGS[@]+"${PREFLIGHT_ARGS[@]}"} "$@"

@@ -52,16 +52,24 @@ class Launch:
 def capture_launch(
     script: str | Path, args: list[str] | None = None, env: dict[str, str] | None = None
 ) -> Launch:
-    """Run `script` with PYTHON set to a recorder and return the exact command it would execute."""
+    """Run `script` with PYTHON set to a recorder and return the exact command it would execute.
+
+    The recorder records the launch (the call naming a config) and runs every other call (the recipe's
+    pre-flight, a device count) with this interpreter, so the launch holds what they contribute.
+    OMNI_RL_LAUNCH_CAPTURE=1 keeps the pre-flight from writing into checkpoint folders.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         shim, out = Path(tmp) / "python", Path(tmp) / "argv.json"
         shim.write_text(
-            f"#!{sys.executable}\nimport json, sys\njson.dump(sys.argv[1:], open({str(out)!r}, 'w'))\n"
+            f"#!{sys.executable}\nimport json, os, sys\n"
+            "if not any(a.startswith(('--config-name=', '--config=')) for a in sys.argv[1:]):\n"
+            f"    os.execv({sys.executable!r}, [{sys.executable!r}, *sys.argv[1:]])\n"
+            f"json.dump(sys.argv[1:], open({str(out)!r}, 'w'))\n"
         )
         shim.chmod(0o755)
-        run_env = {**os.environ, **(env or {}), "PYTHON": str(shim)}
+        run_env = {**os.environ, **(env or {}), "PYTHON": str(shim), "OMNI_RL_LAUNCH_CAPTURE": "1"}
         proc = subprocess.run(
-            ["bash", str(script), *(args or [])], env=run_env, capture_output=True, text=True, timeout=60
+            ["bash", str(script), *(args or [])], env=run_env, capture_output=True, text=True, timeout=180
         )
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(
