@@ -1,7 +1,7 @@
 """`make learn`: does the whole chain learn on CPU? SFT -> GenRM GRPO -> eval -> policy GRPO -> best-of-N.
 
     python benchmarks/learn_chain.py                 # full chain (sized for < 45 min on 2 free cores)
-    python benchmarks/learn_chain.py --preset quick  # a few steps of each stage (the slow test runs this)
+    python benchmarks/learn_chain.py --preset quick  # data, SFT and 2 GenRM GRPO steps (the slow test runs this)
 
 Every stage is the project's own command on the synthetic task of `omni_rl.learn.synthetic` (gold rule
 known, so every learning claim is checked against it):
@@ -53,12 +53,14 @@ class Preset:
     bon_prompts: int = 16
     bon_n: int = 8
     stage_timeout_s: int = 1500
+    last_stage: str = "bon"  # quick: stop after genrm_grpo (eval/policy/BoN have their own tests)
 
 
 PRESETS = {
     "full": Preset(),
-    "quick": Preset(sft_steps=3, grpo_steps=2, policy_steps=1, n_train=128, n_heldout=12, n_policy=8,
-                    bon_prompts=2, bon_n=2, stage_timeout_s=900),
+    # enough SFT for the format to appear (~15 steps), then two GRPO steps: valid verdicts, label matches
+    "quick": Preset(sft_steps=20, grpo_steps=2, policy_steps=1, n_train=640, n_heldout=12, n_policy=8,
+                    bon_prompts=2, bon_n=2, stage_timeout_s=900, last_stage="genrm_grpo"),
 }  # fmt: skip
 
 
@@ -77,6 +79,8 @@ class Chain:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
         self.env.update(PYTHON=PY, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0")
         self.env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        # a shared machine runs near its memory limit: Ray's monitor would kill a worker at 95 % node memory
+        self.env.setdefault("RAY_memory_usage_threshold", "0.995")
         self.env["PATH"] = f"{Path(PY).parent}:{self.env.get('PATH', '')}"
 
     # -- plumbing ------------------------------------------------------------------------------------
@@ -139,13 +143,17 @@ class Chain:
         raise StageError(f"server {name} not healthy after 600 s")
 
     def stop_servers(self) -> None:
+        """SIGTERM each server's process group (vLLM forks an engine), then SIGKILL what is left of it."""
         for proc in self.servers:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+            for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
                 try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                deadline = time.monotonic() + grace
+                while time.monotonic() < deadline and (proc.poll() is None or _group_alive(proc.pid)):
+                    time.sleep(0.5)
+            proc.wait(timeout=10)
         self.servers.clear()
 
     # -- stages --------------------------------------------------------------------------------------
@@ -275,6 +283,15 @@ class Chain:
         return res
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group is still there (signal 0 probes without sending)."""
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 def hacking_verdict(reward: dict[str, Any], gold: dict[str, Any], eps: float = 0.02) -> str:
     """Name what the two trends show: learning, reward hacking, flat, or too few steps to tell."""
     if reward["delta"] is None or gold["delta"] is None:
@@ -317,6 +334,8 @@ def run_chain(out: Path, preset_name: str) -> dict[str, Any]:
         d = chain.stage("data", chain.data)
         sft = chain.stage("sft", chain.sft, d) if d else None
         grpo = chain.stage("genrm_grpo", chain.grpo, sft) if sft else None
+        if chain.p.last_stage == "genrm_grpo":
+            return chain.report
         judge_url = None
         for name, model in (("random_init", d and d["base"]), ("sft", sft), ("sft_grpo", grpo)):
             if model:

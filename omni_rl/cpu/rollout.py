@@ -327,11 +327,15 @@ def _load_model(path: str) -> torch.nn.Module:
 class HFCpuReplica(RolloutReplica):
     """verl rollout replica backed by one `HFGenerateServer` actor (needs no accelerator)."""
 
+    def server_name(self) -> str:
+        """This replica's server actor name: distinct for a reward-model replica and a policy replica."""
+        return server_actor_name(self.replica_rank, replica_role(self), getattr(self, "name_suffix", ""))
+
     async def launch_servers(self) -> None:
         """Start the server actor beside the trainer (0 CPUs reserved: it shares the trainer's slot)."""
         server_cls = ray.remote(HFGenerateServer)
         server = server_cls.options(
-            name=server_actor_name(self.replica_rank, replica_role(self), getattr(self, "name_suffix", "")),
+            name=self.server_name(),
             num_cpus=0,
             max_concurrency=self.max_concurrency,
         ).remote(config=self.config, model_config=self.model_config, replica_rank=self.replica_rank)
