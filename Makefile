@@ -4,7 +4,7 @@ VENV ?= .venv
 VLLM_VENV ?= .venv-vllm
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-vllm setup-flash-attn setup-dry-run gpu-smoke test test-fast lint format bench clean
+.PHONY: setup setup-vllm setup-flash-attn setup-dry-run gpu-smoke test test-fast lint format bench learn clean
 
 setup:
 	bash scripts/setup.sh
@@ -40,6 +40,10 @@ format:
 
 bench:
 	bash scripts/bench.sh
+
+# Does the whole chain learn on CPU? SFT -> GenRM GRPO -> eval -> policy GRPO -> best-of-N (report in outputs/learn)
+learn:
+	$(VENV)/bin/python benchmarks/learn_chain.py --out outputs/learn $(LEARN_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache
