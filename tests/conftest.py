@@ -23,7 +23,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from omni_rl.testing.servers import RayHead, VLLMServer
+from omni_rl.testing.servers import RayHead, VLLMServer, multimodal_args
 from omni_rl.testing.tiny_models import ensure_tiny_models
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -109,6 +109,41 @@ def vllm_server(tiny_text_model: Path) -> Iterator[VLLMServer | ExternalServer]:
     print(f"\n[vllm_server] up at {server.base_url} in {server.started_in_s:.1f} s")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_omni_model(tiny_models: dict[str, Path]) -> Path:
+    """Folder of the tiny Qwen2.5-Omni thinker + processor (built on first use only, ~5 s)."""
+    return ensure_tiny_models(tiny_models["text"].parent, ("omni",))["omni"]
+
+
+def _media_server(model: Path, name: str, limits: dict[str, int]) -> Iterator[VLLMServer | ExternalServer]:
+    """A real vLLM server for a multimodal tiny model; started by the first test that asks for it.
+
+    OMNI_RL_TEST_<NAME>_URL (e.g. OMNI_RL_TEST_TINY_VL_URL) points at one already running with the same
+    flags (`python -m omni_rl.serve`-style, see multimodal_args), for fast local iteration.
+    """
+    url = os.environ.get(f"OMNI_RL_TEST_{name.upper().replace('-', '_')}_URL")
+    if url:
+        yield ExternalServer(url, name)
+        return
+    server = VLLMServer(model=str(model), served_model_name=name, extra_args=multimodal_args(limits))
+    server.start()
+    print(f"\n[{name}] up at {server.base_url} in {server.started_in_s:.1f} s")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def vl_server(tiny_vl_model: Path) -> Iterator[VLLMServer]:
+    """Real vLLM serving the tiny Qwen2.5-VL as `tiny-vl` (images, videos as 4 frames); session-wide."""
+    yield from _media_server(tiny_vl_model, "tiny-vl", {"image": 4, "video": 2})
+
+
+@pytest.fixture(scope="session")
+def omni_server(tiny_omni_model: Path) -> Iterator[VLLMServer]:
+    """Real vLLM serving the tiny Qwen2.5-Omni thinker as `tiny-omni` (audio, images, video); session-wide."""
+    yield from _media_server(tiny_omni_model, "tiny-omni", {"image": 2, "video": 2, "audio": 4})
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -23,6 +24,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def multimodal_args(limits: dict[str, int]) -> list[str]:
+    """Flags for a multimodal server: how many images / videos / audio clips one prompt may carry."""
+    return ["--limit-mm-per-prompt", json.dumps(limits)]
 
 
 def _wait_http_ok(url: str, timeout: float, proc: subprocess.Popen | None, log: Path | None) -> None:

