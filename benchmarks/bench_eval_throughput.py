@@ -8,6 +8,11 @@ have warmed the server's prefix cache, so drift in a shared machine's load and c
 the ratio reported is the median of per-pair ratios. The harness process's CPU time per item is
 printed for both sides: it is the harness's real cost, independent of the server's speed.
 
+On a shared machine the server's speed drifts between rounds by more than any harness cost, so the
+head-to-head measure runs both sides AT THE SAME TIME against the same server (half the concurrency
+each) and counts what each side finished while both were running: any per-item harness overhead shows
+up as a smaller share, while load drift hits both sides alike. That ratio is the headline figure.
+
     .venv/bin/python benchmarks/bench_eval_throughput.py --base-url http://127.0.0.1:8011/v1 --model tiny
     (without --base-url it starts its own vLLM CPU server on the tiny text model)
     --profile out.prof  writes a cProfile of the harness rounds (read with `python -m pstats out.prof`)
@@ -94,6 +99,48 @@ async def ceiling_round(pairs: list) -> float:
     return res.judged / dt
 
 
+async def head_to_head(client: JudgeClient, pairs: list, messages: list, sampling: dict, concurrency: int,
+                       tag: int) -> tuple[int, int, float]:  # fmt: skip
+    """Raw and harness concurrently (concurrency/2 each): items each finished while both were fully busy."""
+    half = max(1, concurrency // 2)
+    raw_done: list[float] = []
+    har_done: list[float] = []
+    sem = asyncio.Semaphore(half)
+
+    async def one(m: list) -> None:
+        async with sem:
+            await client.chat(m, **sampling)
+        raw_done.append(time.perf_counter())
+
+    async def raw_side() -> None:
+        await asyncio.gather(*(one(m) for m in messages))
+
+    async def harness_side() -> None:
+        judge = GenRMJudge(client, sampling=sampling)
+        with tempfile.TemporaryDirectory() as d:
+            cache = ResultCache(Path(d) / "c.jsonl")
+            cache.load()
+            append = cache.append
+
+            def timed(rec: Any) -> bool:  # the harness's last step per item: its judgment is on disk
+                ok = append(rec)
+                har_done.append(time.perf_counter())
+                return ok
+
+            cache.append = timed  # type: ignore[method-assign]
+            await run_judge(pairs, judge, f"h2h{tag}", cache, concurrency=half, progress=False)
+            cache.close()
+
+    t0 = time.perf_counter()
+    sides = [raw_side(), harness_side()]
+    await asyncio.gather(*(sides if tag % 2 == 0 else sides[::-1]))  # alternate which side starts first
+    # Both sides kept `half` requests in flight until each had only its last `half` left: cut there, so
+    # neither side's tail (when it runs alone, or has nothing left to send) counts for or against it.
+    k = len(pairs) - half - 1
+    cut = min(sorted(raw_done)[k], sorted(har_done)[k])
+    return sum(t <= cut for t in raw_done), sum(t <= cut for t in har_done), cut - t0
+
+
 def harness_messages(client: JudgeClient, pairs: list, sampling: dict) -> list[Any]:
     """Exactly what the harness sends for each pair (its layout for seed 0, its rendering)."""
     judge = GenRMJudge(client, sampling=sampling)
@@ -123,6 +170,12 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"round {r} ({'raw first' if first_raw else 'harness first'}): raw {raw.rate:.2f} items/s "
               f"({raw.cpu_ms:.2f} CPU ms/item), harness {har.rate:.2f} items/s ({har.cpu_ms:.2f} CPU ms/item), "
               f"ratio {ratios[-1]:.3f}", flush=True)  # fmt: skip
+    h2h = []
+    for r in range(args.h2h_rounds):
+        n_raw, n_har, window = await head_to_head(client, pairs, messages, sampling, args.concurrency, r)
+        h2h.append(n_har / n_raw)
+        print(f"head-to-head {r}: in {window:.1f} s with both running, raw finished {n_raw}, harness {n_har} "
+              f"(ratio {h2h[-1]:.3f})", flush=True)  # fmt: skip
     await client.aclose()
     if prof:
         prof.dump_stats(args.profile)
@@ -137,6 +190,9 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"median raw {mr:.2f} items/s | median harness {mh:.2f} items/s | "
           f"harness/raw ratio (median of paired rounds) {statistics.median(ratios):.3f} | "
           f"harness extra CPU {extra:.2f} ms/item")  # fmt: skip
+    if h2h:
+        print(f"head-to-head harness/raw ratio (same server, same time; median of {len(h2h)}): "
+              f"{statistics.median(h2h):.3f}")  # fmt: skip
 
 
 def main() -> None:
@@ -149,6 +205,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--profile", default="")
+    ap.add_argument("--h2h-rounds", type=int, default=3, help="head-to-head rounds (both sides at once)")
     args = ap.parse_args()
     if args.base_url:
         asyncio.run(main_async(args))

@@ -8,10 +8,12 @@ them; past `max_errors` the run stops loudly instead of reporting numbers over a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +52,7 @@ class SourceOrderUnknown(ValueError):
 
 
 RESUME_MODES: tuple[str, ...] = ("auto", "force")
+JUDGE_WARNING_LOGGER = "omni_rl.judge.budget"  # FailureBudget warns once per failed judge call
 
 
 def random_swap(seed: int, item: str) -> bool:
@@ -171,6 +174,34 @@ def plan(
     return units, skipped
 
 
+class _FirstN(logging.Filter):
+    """Lets the first `n` records through and counts the rest (per-call judge warnings in an eval loop)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.seen = n, 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.seen += 1
+        return self.seen <= self.n
+
+
+@contextlib.contextmanager
+def quiet_judge_warnings(n: int = 5) -> Iterator[_FirstN]:
+    """An eval counts every failed judge call in its report; logging each one too floods stderr and costs time."""
+    logger = logging.getLogger(JUDGE_WARNING_LOGGER)
+    f = _FirstN(n)
+    logger.addFilter(f)
+    try:
+        yield f
+    finally:
+        logger.removeFilter(f)
+        if f.seen > n:
+            logger.warning(
+                "%d more judge-call warnings not shown (every failure is counted in the report)", f.seen - n
+            )
+
+
 def check_judge_unchanged(cache: ResultCache, keys: dict[Any, Unit], judge_fp: str, resume: str) -> int:
     """Cached judgments made under another fingerprint of this judge name: refuse unless resume=force."""
     if resume not in RESUME_MODES:
@@ -248,7 +279,7 @@ async def run_judge(
                 result.judged += 1
             bar.advance(task_id)
 
-    with make_progress(progress) as bar:
+    with make_progress(progress) as bar, quiet_judge_warnings():
         task_id = bar.add_task(f"judging {benchmark}", total=len(todo))
         workers = [asyncio.create_task(worker(bar, task_id)) for _ in range(max(1, concurrency))]
         try:
