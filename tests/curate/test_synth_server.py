@@ -137,6 +137,7 @@ def test_kill_mid_run_then_resume_equals_uninterrupted(
 
 
 @pytest.mark.server
+@pytest.mark.slow
 def test_teacher_failures_and_unparsable_are_counted_never_labels(
     vllm_server, prompts_file: Path, tmp_path: Path
 ) -> None:
