@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,8 @@ def test_readme_ray_cluster_route_runs_as_written(tmp_path: Path) -> None:
     ray_block = readme_block("On a Ray cluster", after="One machine")
     assert any(ln.startswith("ray start --head") for ln in ray_block)
     assert any("scripts/ray_submit.sh recipes/train_genrm.sh" in ln for ln in ray_block)
-    gcs, dash, temp = free_port(), free_port(), tmp_path / "ray"
+    # a short temp dir: Ray's socket paths under it must stay within AF_UNIX's 107 bytes
+    gcs, dash, temp = free_port(), free_port(), Path(tempfile.mkdtemp(prefix="omni-rl-ray-"))
     ports = (f" --port={gcs} --dashboard-port={dash} --dashboard-agent-listen-port={free_port()}"
              f" --ray-client-server-port={free_port()} --temp-dir={temp}")  # fmt: skip
     script = ["set -euo pipefail", *data_step]
@@ -75,6 +77,7 @@ def test_readme_ray_cluster_route_runs_as_written(tmp_path: Path) -> None:
                               text=True, timeout=1500)  # fmt: skip
     finally:
         RayHead(gcs_port=gcs, temp_dir=str(temp)).stop()
+        shutil.rmtree(temp, ignore_errors=True)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     assert "succeeded" in out  # `ray job submit` waits for the job and reports its end
@@ -82,5 +85,4 @@ def test_readme_ray_cluster_route_runs_as_written(tmp_path: Path) -> None:
     assert (ckpt / "global_step_2" / "actor").is_dir(), out[-3000:]  # in the checkout, not Ray's temp folder
     assert (ckpt / "omni_rl_job.json").exists()
     assert (home / ".ray" / "auth_token").exists()  # token auth on, as the README says
-    assert not list(temp.rglob("global_step_*"))
     assert "resume: no checkpoint in" in out and "-> training from scratch" in out
