@@ -17,7 +17,16 @@
    `verl.trainer.ppo.metric_utils.compute_data_metrics` is wrapped to add `reward_extra/<key>/mean` for
    every numeric per-sample key the reward returned (they sit in `batch.non_tensor_batch`).
 
-`tests/cpu/test_patches.py` fails loudly if a verl upgrade renames or reshapes any target.
+5. `patch_rollout_error_surfacing`: when the reward function (or the rollout) raises inside verl's agent
+   loop, verl logs the error in the AgentLoopWorker, marks the prompt failed, and the trainer then stops on
+   its own "Sync replay buffer selected terminal groups with no materializable trajectories" -- the last
+   thing a user reads is unrelated to the cause. `verl.trainer.ppo.v1.agent_loop_tq._settle_session_tasks`
+   is wrapped to record each error (with its traceback) in a named Ray actor of the job, and
+   `ReplayBuffer.sample` re-raises verl's RuntimeError as `RolloutFailedError` carrying the first recorded
+   error.
+
+`tests/cpu/test_patches.py` and `tests/cpu/test_patches_learn.py` fail loudly if a verl upgrade renames or
+reshapes any target.
 """
 
 from __future__ import annotations
@@ -179,3 +188,110 @@ def patch_reward_step_metrics() -> None:
     trainer = sys.modules.get("verl.trainer.ppo.ray_trainer")
     if trainer is not None and getattr(trainer, "compute_data_metrics", None) is original:
         trainer.compute_data_metrics = wrapped
+
+
+ERRORS_ACTOR = "omni_rl_rollout_errors"
+_HANDLES: dict[str, Any] = {}
+_NO_TRAJECTORIES = "no materializable trajectories"
+
+
+class RolloutFailedError(RuntimeError):
+    """Every rollout of a step failed; the message carries the first error raised inside verl's agent loop."""
+
+
+class _ErrorLog:
+    """Ray actor: the first errors raised in the job's agent loops (rollout or reward function)."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.count = 0
+
+    def add(self, text: str) -> None:
+        self.count += 1
+        if len(self.errors) < 8:
+            self.errors.append(text)
+
+    def get(self) -> tuple[int, list[str]]:
+        return self.count, list(self.errors)
+
+
+def _error_log(create: bool) -> Any:
+    """The job's error-log actor (created on first error), or None when there is none."""
+    import ray
+
+    if create:
+        if _HANDLES.get("log") is None:  # keep a handle: a named actor without one is garbage-collected
+            _HANDLES["log"] = (
+                ray.remote(_ErrorLog).options(name=ERRORS_ACTOR, get_if_exists=True, num_cpus=0).remote()
+            )
+        return _HANDLES["log"]
+    try:
+        return ray.get_actor(ERRORS_ACTOR)
+    except ValueError:
+        return None
+
+
+def _with_error_record(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap verl's session settling: errors are returned as before, and recorded for the trainer."""
+
+    @functools.wraps(original)
+    async def _settle_session_tasks(tasks: list) -> list[BaseException]:
+        import traceback
+
+        errors = await original(tasks)
+        for err in errors[:2]:
+            text = "".join(traceback.format_exception(type(err), err, err.__traceback__))[-4000:]
+            try:
+                await _error_log(create=True).add.remote(text)
+            except Exception as exc:  # recording must never hide verl's own handling of the failure
+                import logging
+
+                logging.getLogger(__name__).warning("could not record rollout error: %s", exc)
+        return errors
+
+    setattr(_settle_session_tasks, _PATCHED_FLAG, True)
+    return _settle_session_tasks
+
+
+def _with_error_surfacing(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ReplayBuffer.sample: verl's "no materializable trajectories" becomes the recorded real error."""
+
+    @functools.wraps(original)
+    def sample(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(self, *args, **kwargs)
+        except RuntimeError as exc:
+            if _NO_TRAJECTORIES not in str(exc):
+                raise
+            import ray
+
+            log = _error_log(create=False)
+            count, errors = ray.get(log.get.remote()) if log is not None else (0, [])
+            if not errors:
+                raise
+            raise RolloutFailedError(
+                f"every rollout of this step failed inside verl's agent loop ({count} error(s) recorded); "
+                f"verl reported: {exc}\nThe first error (rollout or reward function):\n{errors[0]}"
+            ) from exc
+
+    setattr(sample, _PATCHED_FLAG, True)
+    return sample
+
+
+def patch_rollout_error_surfacing() -> None:
+    """Install both wrappers (verl 0.9.1's v1 trainer: agent_loop_tq and replay_buffer)."""
+    import inspect
+
+    from verl.trainer.ppo.v1 import agent_loop_tq, replay_buffer
+
+    settle = getattr(agent_loop_tq, "_settle_session_tasks", None)
+    sample = getattr(getattr(replay_buffer, "ReplayBuffer", None), "sample", None)
+    if settle is None or sample is None or list(inspect.signature(settle).parameters) != ["tasks"]:
+        raise RuntimeError(
+            "verl.trainer.ppo.v1 agent_loop_tq._settle_session_tasks / replay_buffer.ReplayBuffer.sample changed "
+            "(verl upgrade?): omni_rl cannot surface rollout errors; see omni_rl/cpu/patches.py"
+        )
+    if not getattr(settle, _PATCHED_FLAG, False):
+        agent_loop_tq._settle_session_tasks = _with_error_record(settle)
+    if not getattr(sample, _PATCHED_FLAG, False):
+        replay_buffer.ReplayBuffer.sample = _with_error_surfacing(sample)

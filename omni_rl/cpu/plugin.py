@@ -48,6 +48,7 @@ def _register_rollout() -> None:
         add_rollout_adapter,
         patch_gloo_process_group,
         patch_reward_step_metrics,
+        patch_rollout_error_surfacing,
         patch_torchrun_process_group,
     )
 
@@ -56,6 +57,7 @@ def _register_rollout() -> None:
     patch_gloo_process_group()
     patch_torchrun_process_group()  # verl's SFT trainer under torchrun (recipes/sft_genrm.sh)
     patch_reward_step_metrics()  # the reward's keys (format, judge counters) in every training step
+    patch_rollout_error_surfacing()  # a reward-function error is the last thing the user reads
 
 
 _register_engines()

@@ -117,3 +117,44 @@ def test_reward_pool_and_policy_servers_have_distinct_names() -> None:
         next(x for x in out.splitlines() if x.startswith("NAMES"))[5:]
     )
     assert reward != policy and policy == adapter_lookup and "reward" in reward
+
+
+SURFACE = textwrap.dedent(
+    """
+    import asyncio, json
+    import ray
+    import verl
+    from verl.trainer.ppo.v1 import agent_loop_tq, replay_buffer
+    from omni_rl.cpu.patches import RolloutFailedError, _with_error_surfacing
+
+    ray.init(num_cpus=1, include_dashboard=False, namespace="probe")
+
+    async def reward_fails():
+        raise ValueError("genrm reward: row 7: reward_model.ground_truth must be 'A', 'B' or 'tie'")
+
+    async def settle():
+        return await agent_loop_tq._settle_session_tasks([asyncio.ensure_future(reward_fails())])
+
+    errors = asyncio.run(settle())  # verl's own call, as _run_prompt makes it
+    def verl_sample(self):
+        raise RuntimeError("Sync replay buffer selected terminal groups with no materializable trajectories.")
+    try:
+        _with_error_surfacing(verl_sample)(None)
+    except RolloutFailedError as e:
+        message = str(e)
+    patched = bool(getattr(replay_buffer.ReplayBuffer.sample, "__omni_rl_cpu_patched__", False))
+    print("SURFACE" + json.dumps([len(errors), message, patched]))
+    ray.shutdown()
+    """
+)
+
+
+@pytest.mark.slow
+def test_reward_error_is_what_the_user_reads() -> None:
+    """A reward-function error in verl's agent loop replaces verl's unrelated 'no materializable trajectories'."""
+    out = _run(SURFACE, RAY_USAGE_STATS_ENABLED="0")
+    n_errors, message, patched = json.loads(next(x for x in out.splitlines() if x.startswith("SURFACE"))[7:])
+    assert n_errors == 1 and patched
+    assert "no materializable trajectories" in message
+    assert message.rstrip().endswith("reward_model.ground_truth must be 'A', 'B' or 'tie'"), message[-300:]
+    assert "ValueError" in message
