@@ -197,6 +197,13 @@ def test_always_A_teacher_is_caught_by_both_orders(vllm_server, prompts_file: Pa
     )
     assert stats["outputs"]["pairs"] == 0 and (out / "pairs.jsonl").read_text() == ""
     assert "position bias rate: 1.0" in (out / "stats.md").read_text()
+    costs = stats["endpoints"]  # calls and tokens per endpoint, from the stored usage of each call
+    assert costs["strong"]["calls"] == costs["weak"]["calls"] == len(QUESTIONS) and costs["teacher"][
+        "calls"
+    ] == len(sent)
+    assert all(
+        costs[n]["prompt_tokens"] > 0 and costs[n]["completion_tokens"] > 0 for n in ("strong", "weak")
+    )
     # both orders really were sent: each pair's A block in one request is its B block in the other
     users = [r.body["messages"][-1]["content"] for r in sent]  # type: ignore[index]
     blocks = [(u.split("[Response A]")[1].split("[End of Response A]")[0],
