@@ -60,14 +60,15 @@ def _task_lines(by_task: dict[str, Any], pointwise: bool) -> list[str]:
     ]
 
 
-def _subset_lines(by_subset: dict[str, Any]) -> list[str]:
-    """Per-subset accuracy rows plus overall and macro."""
+def _subset_lines(by_subset: dict[str, Any], kind: str) -> list[str]:
+    """Per-subset accuracy rows plus overall; the macro average only where the benchmark defines it."""
     rows = [
         [s, str(r["n"]), _pct(r["acc"]) if r["n"] else f"skipped ({r.get('skipped_items', 0)} unsupported)"]
         for s, r in by_subset["subsets"].items()
     ]
     rows.append(["**overall (micro)**", "", _pct(by_subset["overall"])])
-    rows.append(["**macro**", "", _pct(by_subset["macro"])])
+    if kind == "vl_rewardbench":  # VL-RewardBench reports the macro average over its three subsets
+        rows.append(["**macro**", "", _pct(by_subset["macro"])])
     return _table(["subset", "n", "acc %"], rows)
 
 
@@ -171,7 +172,7 @@ def markdown(report: dict[str, Any]) -> str:
     if report["kind"] in ("omni_rewardbench", "generic"):
         lines += _task_lines(m["by_task"], report["pointwise"])
     else:
-        lines += _subset_lines(m["by_subset"])
+        lines += _subset_lines(m["by_subset"], report["kind"])
     lines += ["", "## other metrics", "", *_extras(m), "", "## software", ""]
     lines += [f"- {k}: {v}" for k, v in report["versions"].items()]
     return "\n".join(lines) + "\n"

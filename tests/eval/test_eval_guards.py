@@ -48,7 +48,9 @@ def test_r1_copy_gets_three_subsets_and_no_acc_plus(real_fixtures: Path, tmp_pat
     assert {s: r["n"] for s, r in subsets.items()} == {"general": 183, "hallucination": 749, "reasoning": 318}
     assert report["metrics"]["by_subset"]["macro"] is not None and "acc_plus" not in report["metrics"]
     md = (tmp_path / "o" / "report.md").read_text()
-    assert "Acc+" not in md and "full-file check: passed" in md and "r1_reward_copy" in md
+    assert (
+        "Acc+" not in md and "full-file check: passed" in md and "r1_reward_copy" in md and "**macro**" in md
+    )
     assert "order: **random** (seed 0)" in md
 
 
@@ -74,6 +76,7 @@ def test_order_source_is_reported_with_the_real_share(real_fixtures: Path, tmp_p
     first = sum(r["label"] == 0 for r in rows if r["answer_a"].strip() and r["answer_b"].strip())
     assert report["run"]["source_order"]["preferred_first"] == first
     assert report["metrics"]["accuracy"] == pytest.approx(first / report["run"]["pairs"])
+    assert "**macro**" not in (tmp_path / "o" / "report.md").read_text()  # HH-RLHF defines no macro average
     assert (
         f"preferred response was first in {first} of {report['run']['pairs']} pairs"
         in (tmp_path / "o" / "report.md").read_text()
