@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from omni_rl.judge.debias import OrderedJudgement, combine_orders
+from omni_rl.judge.tournament import round_robin as round_robin_pairs
 
 Verdict = Literal["A", "B", "tie"]
 STRATEGIES: tuple[str, ...] = ("pointwise", "knockout", "round_robin")
@@ -186,7 +187,7 @@ async def knockout(judge: PairJudge, n: int, debias: bool = True) -> Selection:
 
 async def round_robin(judge: PairJudge, n: int, debias: bool = True) -> Selection:
     """Every pair once (N(N-1)/2 comparisons); most wins (a tie or failure is half a win each) picks."""
-    pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
+    pairs = round_robin_pairs(n)  # the judge layer's one round-robin schedule (also used for group rewards)
     comparisons = list(await asyncio.gather(*(compare(judge, a, b, debias) for a, b in pairs)))
     wins = [0.0] * n
     for c in comparisons:
