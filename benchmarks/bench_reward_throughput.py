@@ -1,4 +1,4 @@
-"""Claim: our reward path (reward_fns/omni.py → PolicyJudge → JudgeClient) costs ≤ 5% throughput vs raw requests.
+"""Claim: our reward path (reward_fns/omni.py → PolicyJudge → JudgePipeline → JudgeClient) costs ≤ 5% throughput vs raw requests.
 
 Side by side, on the same server, in one run: N policy samples scored pairwise + swap-debiased through
 `compute_score` (2N judge calls), vs the SAME 2N request bodies (rendered once beforehand) sent with a
