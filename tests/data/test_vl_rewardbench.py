@@ -132,7 +132,11 @@ def test_wrong_full_file_counts_are_a_data_error_naming_rows(tmp_path: Path, tex
     path = write_jsonl(tmp_path / "data.jsonl", rows)
     with pytest.raises(DataError) as err:
         load_pairs("vl_rewardbench", path, check_files=False)
-    assert "Q-Instruct-77" in err.value.row and "Q-Instruct-77" in err.value.message and "general has 184 rows (canonical 183)" in err.value.message
+    assert (
+        "Q-Instruct-77" in err.value.row
+        and "Q-Instruct-77" in err.value.message
+        and "general has 184 rows (canonical 183)" in err.value.message
+    )
     assert (
         "hallucination has 748 rows (canonical 749)" in err.value.message and str(path) in err.value.message
     )
