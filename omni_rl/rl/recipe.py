@@ -198,8 +198,9 @@ def _lookup(tree: Any, key: str) -> Any:
     return node
 
 
-def _dataclass_field(base: dict, key: str) -> bool:
-    """True if the key's parent node is built into a verl dataclass (`_target_`) that has this field."""
+def _dataclass_field(base: dict, key: str, dict_only: bool = False) -> bool:
+    """True if the key's parent node is built into a verl dataclass (`_target_`) that has this field
+    (with `dict_only`: a field annotated as a dict)."""
     parent, _, leaf = key.rpartition(".")
     node = _lookup(base, parent) if parent else base
     target = node.get("_target_") if isinstance(node, dict) else None
@@ -210,15 +211,22 @@ def _dataclass_field(base: dict, key: str) -> bool:
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
         return False
-    return dataclasses.is_dataclass(cls) and leaf in {f.name for f in dataclasses.fields(cls)}
+    if not dataclasses.is_dataclass(cls):
+        return False
+    field = {f.name: f for f in dataclasses.fields(cls)}.get(leaf)
+    return field is not None and (not dict_only or "dict" in str(field.type).lower())
 
 
 def _free_form(base: dict, key: str) -> bool:
-    """True if some ancestor of key is an empty mapping in verl's config (free-form, e.g. engine_kwargs.vllm)."""
+    """True if some ancestor of key is an empty mapping in verl's config (free-form, e.g. engine_kwargs.vllm),
+    or a dict-typed field of a verl dataclass (e.g. FSDPEngineConfig.mixed_precision, read with `.get`)."""
     parts = key.split(".")
     for i in range(1, len(parts)):
-        node = _lookup(base, ".".join(parts[:i]))
+        ancestor = ".".join(parts[:i])
+        node = _lookup(base, ancestor)
         if isinstance(node, dict) and not node:
+            return True
+        if (node is None or node is _MISSING) and _dataclass_field(base, ancestor, dict_only=True):
             return True
     return False
 

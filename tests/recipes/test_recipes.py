@@ -3,6 +3,7 @@ unknown, legacy or silently ignored; verl's own config validation accepts them."
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,24 @@ TRAIN = REPO / "recipes" / "train_genrm.sh"
 SFT = REPO / "recipes" / "sft_genrm.sh"
 PPO_BASE = ["actor_rollout_ref.rollout.name=vllm"]  # verl's ppo_trainer leaves this mandatory (???)
 
-PROFILES = sorted(p.stem for p in (REPO / "recipes" / "config" / "profile").glob("*.yaml"))
+PROFILE_DIR = REPO / "recipes" / "config" / "profile"
+PROFILES = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def _genrm_profile(name: str) -> str | None:
+    """PROFILE value for a GenRM GRPO profile: `# layer-over: X` composes X first; `# recipe: Y` (another
+    recipe's profile, tested with that recipe) is skipped."""
+    text = (PROFILE_DIR / f"{name}.yaml").read_text()
+    recipe = re.search(r"^# recipe: (\w+)", text, re.M)
+    if recipe and recipe.group(1) != "train_genrm":
+        return None
+    over = re.search(r"^# layer-over: (\w+)", text, re.M)
+    return f"{over.group(1)},{name}" if over else name
+
+
 TRAIN_CASES = {
     "default": ({}, []),
-    **{f"profile:{name}": ({"PROFILE": name}, []) for name in PROFILES},  # every profile, incl. ones added later
+    **{f"profile:{prof}": ({"PROFILE": prof}, []) for prof in filter(None, map(_genrm_profile, PROFILES))},
     "smoke": ({"PROFILE": "smoke"}, []),
     "smoke+frozen+stable": ({"PROFILE": "smoke,frozen_vision,stable_reinforce"}, []),
     "3b": ({"PROFILE": "qwen2_5_vl_3b"}, ["trainer.n_gpus_per_node=4"]),
