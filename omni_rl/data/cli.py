@@ -182,6 +182,8 @@ def _cmd_loaders(argv: list[str]) -> int:
 
     for name, cls in sorted(REGISTRY.items()):
         print(f"{name:<24} {cls.description}")
+        for key, what in cls.OPTIONS.items():  # loader_options.KEY= (eval: +data.options.KEY=)
+            print(f"{'':<26}option {key}: {what}")
     return 0
 
 

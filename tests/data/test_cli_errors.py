@@ -89,3 +89,9 @@ def test_failed_prepare_leaves_no_partial_parquet(tmp_path: Path, real_fixtures:
     assert main(["prepare", "loader=hh_rlhf", f"path={bad}", f"out_dir={out}", "progress=false"]) == 1
     assert Path(ok.files["train"]).read_bytes() == before
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_loaders_lists_each_loaders_options(capsys) -> None:
+    assert main(["loaders"]) == 0
+    out = capsys.readouterr().out
+    assert "audio_hh_rlhf" in out and "option bothbad: tie:" in out and "option task:" in out
