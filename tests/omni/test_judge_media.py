@@ -152,3 +152,28 @@ def test_audio_pairs_sent_to_a_vl_only_model_are_errors_naming_each_row(vl_serve
     cache = tmp_path / "out" / "cache.jsonl"
     assert not cache.exists() or cache.read_text().strip() == ""  # no verdict was recorded for any row
     assert "errors 6" in capsys.readouterr().out
+
+
+def test_genrm_eval_on_3d_pairs_as_multi_view_images(vl_server, tiny_vl_model, real_media, tmp_path):
+    """T23D (Omni-RewardBench): each response is a set of rendered views; all views reach the VL model."""
+    root = tmp_path / "media"
+    views = {"t23d/1a.jpg": "1.jpg", "t23d/1b.jpg": "2.jpg", "t23d/2a.jpg": "3.jpg", "t23d/2b.jpg": "1.jpg"}
+    for rel, src in views.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(real_media / src, root / rel)
+    row = {"id": "t23d-1", "prompt": "A wooden chair", "response1_path": ["t23d/1a.jpg", "t23d/1b.jpg"],
+           "response2_path": ["t23d/2a.jpg", "t23d/2b.jpg"], "criteria": "geometry",
+           "criteria_preference": "response1"}  # fmt: skip
+    data = tmp_path / "omni.jsonl"
+    data.write_text(json.dumps(row) + "\n")
+    with RecordingProxy(upstream=vl_server.base_url.removesuffix("/v1")) as proxy:
+        rc = _run_eval(proxy, vl_server.served_model_name, "omni_rewardbench", data, root, tmp_path / "out")
+        reqs = proxy.chat_requests()
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert rc == 0 and report["metrics"]["judgments"] == 2 == len(reqs) and report["run"]["skipped"] == 0
+    want = expected_media_tokens_many(tiny_vl_model, [("image", root / rel) for rel in views])
+    for req in reqs:
+        text_only, kinds = _strip_media(req.body)
+        assert kinds == ["image"] * 4  # both responses' two views, in both orders
+        delta = _prompt_tokens(vl_server, req.body) - _prompt_tokens(vl_server, text_only)
+        assert delta == sum(want) + 2 * len(want)
