@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +71,12 @@ class StageError(RuntimeError):
 class Chain:
     """Runs the stages in order, keeping report.json current after each one."""
 
-    def __init__(self, out: Path, preset: Preset, name: str) -> None:
+    def __init__(self, out: Path, preset: Preset, name: str, reuse: bool = False) -> None:
         self.out, self.p = out, preset
         self.out.mkdir(parents=True, exist_ok=True)
         self.report: dict[str, Any] = {"preset": name, "sizes": asdict(preset), "stages": {}, "results": {}}
+        prev = self.out / "report.json"
+        self.previous: dict[str, Any] = json.loads(prev.read_text()) if reuse and prev.exists() else {}
         self.servers: list[subprocess.Popen] = []
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
         self.env.update(PYTHON=PY, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0")
@@ -103,6 +105,18 @@ class Chain:
         if rc != 0:
             raise StageError(f"{name} exited with {rc}; log {logs / (name + '.log')}:\n{log[-3000:]}")
         return log
+
+    def reuse(self, name: str, value: Any) -> Any:
+        """--reuse: a stage that finished in an earlier run of this out dir is kept (report entry and files)."""
+        done = self.previous.get("stages", {}).get(name, {}).get("status") == "ok"
+        if not done:
+            return None
+        self.report["stages"][name] = {**self.previous["stages"][name], "reused": True}
+        key = {"genrm_grpo": "genrm_grpo", "sft": "sft", "data": "task"}.get(name)
+        if key and key in self.previous.get("results", {}):
+            self.report["results"][key] = self.previous["results"][key]
+        print(f"[learn] {name}: reused from the previous run in {self.out}", flush=True)
+        return value
 
     def stage(self, name: str, fn: Any, *args: Any) -> Any:
         """Time a stage, record ok/failed in the report, and never let one failure lose the report."""
@@ -326,14 +340,17 @@ def bon_accuracy(records: list[dict[str, Any]], sweep: list[int]) -> dict[str, A
         "prompts": len(records)}  # fmt: skip
 
 
-def run_chain(out: Path, preset_name: str) -> dict[str, Any]:
+def run_chain(out: Path, preset_name: str, reuse: bool = False) -> dict[str, Any]:
     """All stages in order; a stage whose input is missing is recorded as skipped."""
-    chain = Chain(out, PRESETS[preset_name], preset_name)
+    chain = Chain(out, PRESETS[preset_name], preset_name, reuse)
     t0 = time.monotonic()
+    base = REPO / ".cache" / "tiny-models" / "tiny-qwen2"
     try:
-        d = chain.stage("data", chain.data)
-        sft = chain.stage("sft", chain.sft, d) if d else None
-        grpo = chain.stage("genrm_grpo", chain.grpo, sft) if sft else None
+        d = chain.reuse("data", {"base": base, "task": out / "task"}) or chain.stage("data", chain.data)
+        sft = chain.reuse("sft", out / "models" / "sft") if d else None
+        sft = sft or (chain.stage("sft", chain.sft, d) if d else None)
+        grpo = chain.reuse("genrm_grpo", out / "models" / "genrm_grpo") if sft else None
+        grpo = grpo or (chain.stage("genrm_grpo", chain.grpo, sft) if sft else None)
         if chain.p.last_stage == "genrm_grpo":
             return chain.report
         judge_url = None
@@ -367,8 +384,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="full")
     ap.add_argument("--out", default=str(REPO / "outputs" / "learn"))
+    ap.add_argument(
+        "--reuse", action="store_true", help="keep stages that finished in an earlier run of --out"
+    )
+    ap.add_argument("--grpo-steps", type=int, help="override the preset's GenRM GRPO steps")
+    ap.add_argument("--policy-steps", type=int, help="override the preset's policy GRPO steps")
     args = ap.parse_args(argv)
-    report = run_chain(Path(args.out).resolve(), args.preset)
+    for key in ("grpo_steps", "policy_steps"):
+        if getattr(args, key) is not None:
+            PRESETS[args.preset] = replace(PRESETS[args.preset], **{key: getattr(args, key)})
+    report = run_chain(Path(args.out).resolve(), args.preset, args.reuse)
     failed = [k for k, v in report["stages"].items() if v["status"] != "ok"]
     print(f"[learn] report: {Path(args.out) / 'report.md'}; failed stages: {failed or 'none'}")
     return 1 if failed else 0
