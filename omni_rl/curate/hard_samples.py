@@ -40,6 +40,7 @@ from omni_rl.utils.config import config_help, load_config
 CLASSES = ("easy", "inconsistent", "wrong")
 KEEP = {"hard": ("inconsistent", "wrong"), "wrong": ("wrong",), "inconsistent": ("inconsistent",)}
 _MEDIA_COLUMNS = ("images", "videos", "audios")
+_SFT_MEDIA = ("images", "videos")  # verl's SFT dataset reads these two; an audio prompt cannot be a trace
 
 
 @dataclass
@@ -143,12 +144,24 @@ async def judge_row(
     return result
 
 
+def _sft_item(column: str, item: Any) -> dict[str, Any]:
+    """verl's SFT dataset hands each item to process_image/process_video: `{"image": path}` / `{"video": x}`."""
+    key = column[:-1]
+    if isinstance(item, dict):
+        return {key: item.get(key, item.get("path"))}
+    return {key: item}
+
+
 def _sft_row(row: dict[str, Any], res: RowResult) -> dict[str, Any] | None:
-    """Prompt + the first correct, strictly formatted trace, as a verl SFT `messages` row."""
+    """Prompt + the first correct, strictly formatted trace, as a verl SFT `messages` row (None: no trace,
+    or an audio prompt, which verl's SFT dataset cannot carry)."""
+    if row.get("audios"):
+        return None
     for text, verdict in zip(res.texts, res.verdicts, strict=True):
         if verdict == res.label:
             messages = [*row["prompt"], {"role": "assistant", "content": text.strip()}]
-            return {"messages": messages, **{c: row.get(c) or [] for c in _MEDIA_COLUMNS}, "id": res.id}
+            media = {c: [_sft_item(c, x) for x in row.get(c) or []] for c in _SFT_MEDIA}
+            return {"messages": messages, **media, "id": res.id}
     return None
 
 
@@ -198,11 +211,22 @@ class _Outputs:
 
     def _sft_schema(self) -> pa.Schema:
         """messages + the media columns some row uses (verl's SFT dataset wants a processor whenever
-        an image/video column exists, so text-only data must not carry empty ones), typed as the input."""
-        used = [c for c in _MEDIA_COLUMNS if c in self.schema.names and any(r[c] for r in self.sft)]
-        media = [(c, self.schema.field(c).type) for c in used]
+        an image/video column exists, so text-only data must not carry empty ones), each item a
+        `{"image": path}` / `{"video": ...}` struct whose value is typed as the input column's items."""
+        used = [c for c in _SFT_MEDIA if c in self.schema.names and any(r[c] for r in self.sft)]
+        media = [
+            (c, pa.list_(pa.struct([(c[:-1], _item_type(self.schema.field(c).type, c[:-1]))]))) for c in used
+        ]
         message = pa.struct([("role", pa.string()), ("content", pa.string())])
         return pa.schema([("messages", pa.list_(message)), *media, ("id", pa.string())])
+
+
+def _item_type(column_type: pa.DataType, key: str) -> pa.DataType:
+    """The path type inside a media column (list<string>, or list<struct<image: ...>>)."""
+    value = column_type.value_type if pa.types.is_list(column_type) else column_type
+    if pa.types.is_struct(value) and value.get_field_index(key) >= 0:
+        return value.field(key).type
+    return value
 
 
 async def run(cfg: HardSamplesConfig) -> dict[str, Any]:

@@ -110,3 +110,37 @@ def test_bad_arguments_name_the_key(tmp_path: Path) -> None:
         main(
             [f"path={tmp_path}/x.parquet", f"out_dir={tmp_path}", "base_url=http://127.0.0.1:1/v1", "model=m"]
         )
+
+
+def test_sft_traces_with_images_load_in_verls_sft_dataset(
+    real_media: Path, tiny_vl_model: Path, tmp_path: Path
+) -> None:
+    """verl's SFT dataset takes `{"image": path}` items (bare paths raised a TypeError in qwen_vl_utils)."""
+    import pyarrow as pa
+    from omegaconf import OmegaConf
+    from transformers import AutoProcessor, AutoTokenizer
+    from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
+
+    from omni_rl.curate.hard_samples import HardSamplesConfig, RowResult, _Outputs
+
+    schema = pa.schema([("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+                        ("images", pa.list_(pa.string())), ("videos", pa.list_(pa.string())),
+                        ("audios", pa.list_(pa.string()))])  # fmt: skip
+    trace = "<think>the first one shows it</think><answer>A</answer>"
+    image_row = {"prompt": [{"role": "user", "content": "<image>\nWhich caption is better? A or B"}],
+                 "images": [str(real_media / "1.jpg")], "videos": [], "audios": []}  # fmt: skip
+    audio_row = {"prompt": [{"role": "user", "content": "<audio>\nWhich is better?"}],
+                 "images": [], "videos": [], "audios": [str(real_media / "1.jpg")]}  # fmt: skip
+    outputs = _Outputs(HardSamplesConfig(out_dir=str(tmp_path)), schema)
+    for i, row in enumerate((image_row, audio_row)):
+        outputs.add(row, RowResult(i, f"r{i}", "ti2t", "A", ["A"], [trace], "easy"))
+    files = outputs.close(want_sft=True)
+    sft = pq.read_table(files["sft"]).to_pylist()
+    assert [r["id"] for r in sft] == ["r0"]  # the audio prompt cannot be an SFT trace in verl
+    assert sft[0]["images"] == [{"image": str(real_media / "1.jpg")}] and "videos" not in sft[0]
+    tok = AutoTokenizer.from_pretrained(tiny_vl_model)
+    data = MultiTurnSFTDataset(files["sft"], tok, OmegaConf.create({"max_length": 8192}),
+                               AutoProcessor.from_pretrained(tiny_vl_model))  # fmt: skip
+    item = data[0]
+    assert item["multi_modal_inputs"]["image_grid_thw"].shape == (1, 3)
+    assert "<answer>A</answer>" in tok.decode(item["input_ids"][item["loss_mask"].bool()])
