@@ -58,8 +58,8 @@ class Preset:
 
 PRESETS = {
     "full": Preset(),
-    # enough SFT for the format to appear (~15 steps), then two GRPO steps: valid verdicts, label matches
-    "quick": Preset(sft_steps=20, grpo_steps=2, policy_steps=1, n_train=640, n_heldout=12, n_policy=8,
+    # enough SFT for the format to appear (valid verdicts ~0.85 after 32 steps here), then two GRPO steps: valid verdicts, label matches
+    "quick": Preset(sft_steps=30, grpo_steps=2, policy_steps=1, n_train=960, n_heldout=12, n_policy=8,
                     bon_prompts=2, bon_n=2, stage_timeout_s=900, last_stage="genrm_grpo"),
 }  # fmt: skip
 
