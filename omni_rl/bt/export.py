@@ -7,8 +7,11 @@
                 which is what verl's discriminative reward-model path calls (`use_activation=False`).
 
 The exported folder also loads in transformers (`AutoModelForSequenceClassification` for linear).
-VL backbones are not exported: vLLM's seq-cls adapter for Qwen2.5-VL takes a single bias-free
-linear `score` only and its reward-model class is text-only; score VL BT models in-process.
+- Qwen2.5-VL backbone, head=linear → the VL model's own architecture plus `language_model.score.weight`;
+                serve with `--runner pooling --convert classify` and POST chat messages (images included)
+                to `/classify` with `use_activation: false`: the value is the in-process BT reward
+                (tests/omni/test_bt_vl_serve.py). A VL mlp head is refused: vLLM's seq-cls adapter has
+                one linear `score` only; score VL mlp models in-process.
 """
 
 from __future__ import annotations
@@ -29,15 +32,18 @@ def export_for_vllm(bt_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Pa
 
     model = BTRewardModel.from_pretrained(bt_dir)
     bcfg = model.config.backbone_config
-    if bcfg.model_type != "qwen2":
-        raise ValueError(
-            f"export_for_vllm supports Qwen2 text backbones; this model's backbone is {bcfg.model_type!r}. "
-            "Score it in-process (omni_rl.bt.score.BTScorer)."
-        )
     head = model.config.head
+    vl = bcfg.model_type == "qwen2_5_vl" and head == "linear"
+    if bcfg.model_type != "qwen2" and not vl:
+        raise ValueError(
+            f"export_for_vllm supports Qwen2 text backbones and Qwen2.5-VL with head=linear; this model is "
+            f"{bcfg.model_type!r} with head={head!r}. Score it in-process (omni_rl.bt.score.BTScorer)."
+        )
     tensors = {f"model.{k}": v for k, v in model.backbone.state_dict().items()}
     linears = [m for m in model.head if hasattr(m, "weight")]
-    if head == "mlp":
+    if vl:  # vLLM's seq-cls adapter (--convert classify) puts the score on the VL model's language model
+        tensors["language_model.score.weight"] = linears[0].weight
+    elif head == "mlp":
         first, last = linears
         tensors |= {
             "score.0.weight": first.weight,
@@ -50,7 +56,8 @@ def export_for_vllm(bt_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Pa
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = bcfg.to_dict()
-    cfg.update(architectures=[_ARCH[head]], num_labels=1, id2label={0: "LABEL_0"}, label2id={"LABEL_0": 0})
+    arch = "Qwen2_5_VLForConditionalGeneration" if vl else _ARCH[head]
+    cfg.update(architectures=[arch], num_labels=1, id2label={0: "LABEL_0"}, label2id={"LABEL_0": 0})
     cfg["omni_rl_bt"] = {"head": head, "default_criteria": model.config.default_criteria}
     type(bcfg).from_dict(cfg).save_pretrained(out)
     save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, out / "model.safetensors")
