@@ -17,16 +17,20 @@ upgrade lifts a blocker (then add a `cpu_tiny_omni` profile):
    has no entry for it, so the FSDP actor cannot build it (workers/engine/fsdp/transformer_impl.py:274-281).
    A thinker-only checkpoint (model_type `qwen2_5_omni_thinker`) maps to `AutoModelForImageTextToText` and loads,
    in the actor and in `hf_cpu` (text-only, since the processor is None).
+
+What does work today: GenRM GRPO of the thinker-only checkpoint on *text* judge prompts (last test).
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+import yaml
 from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoTokenizer
 
@@ -125,3 +129,51 @@ def test_actor_model_class_needs_a_thinker_only_checkpoint(omni_models: dict[str
     assert server.processor is None  # text-only: media are refused, never silently dropped
     with pytest.raises(NotImplementedError, match="text-only"):
         server._check_media("a0", {"images": None, "videos": None, "audio": [torch.zeros(1600)]})
+
+
+@pytest.mark.slow
+def test_thinker_trains_on_text_through_verl_main_ppo(
+    omni_models: dict[str, Path], real_fixtures: Path, tmp_path: Path
+) -> None:
+    """What does work: the thinker-only checkpoint is a GenRM backbone for *text* judge prompts —
+    `PROFILE=cpu_tiny bash recipes/train_genrm.sh` runs two GRPO steps with verl's FSDP actor building
+    Qwen2_5OmniThinkerForConditionalGeneration and `hf_cpu` serving the pushed weights (staleness 0)."""
+    import os
+    import subprocess
+    import sys
+
+    from test_train_genrm_cpu import step_metrics  # same directory: verl's console-logger parser
+
+    from omni_rl.rewards.genrm import compute_score_sync
+
+    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "pairs.jsonl").write_text(
+        "\n".join((real_fixtures / "hh_rlhf_pairs.jsonl").read_text().splitlines()[:4]) + "\n"
+    )
+    prep = [sys.executable, "-m", "omni_rl.cli", "data", "prepare", "loader=hh_rlhf", "progress=false"]
+    prep += [f"path={tmp_path / 'pairs.jsonl'}", f"out_dir={tmp_path}"]
+    assert subprocess.run(prep, cwd=repo, capture_output=True, text=True, timeout=300).returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
+    env.update(PROFILE="cpu_tiny", PYTHON=sys.executable, HF_HUB_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0")
+    cmd = ["bash", "recipes/train_genrm.sh", f"data.train_files={tmp_path / 'train.parquet'}"]
+    cmd += [
+        f"actor_rollout_ref.model.path={omni_models['thinker']}",
+        f"trainer.default_local_dir={tmp_path / 'ckpt'}",
+    ]
+    cmd += [f"trainer.rollout_data_dir={tmp_path / 'rollouts'}"]
+    res = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=1100)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-5000:]
+    assert "Qwen2_5OmniThinkerForConditionalGeneration contains" in log  # the actor verl built
+    metrics = step_metrics(log)
+    assert sorted(metrics) == [1, 2]
+    kwargs = yaml.safe_load((repo / "recipes/config/profile/cpu_tiny.yaml").read_text())["reward"]
+    kwargs = kwargs["custom_reward_function"]["reward_kwargs"]
+    for step, m in metrics.items():
+        rows = [json.loads(x) for x in (tmp_path / "rollouts" / f"{step}.jsonl").read_text().splitlines()]
+        ours = [
+            compute_score_sync("hh_rlhf", r["output"], r["gts"], extra_info={}, **kwargs)["score"]
+            for r in rows
+        ]
+        assert len(rows) == 4 and [r["score"] for r in rows] == pytest.approx(ours, abs=1e-5)
+        assert m["training/off_policy/trajectory_staleness/max"] == 0, "rollout served stale weights"
