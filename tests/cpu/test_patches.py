@@ -30,13 +30,15 @@ PROBE = textwrap.dedent(
     from verl.workers import engine_workers
     import torch
     engine_workers.initialize_global_process_group_ray(timeout_second=60)
+    engine = EngineRegistry.get_engine_cls("language_model", "fsdp2")
     out = {
         "platform": type(get_platform()).__name__,
         "device": get_device_name(),
         "device_id": get_device_id(),
         "backend": get_nccl_backend(),
         "empty_cache": get_torch_device().empty_cache() is None,
-        "engine": EngineRegistry.get_engine_cls("language_model", "fsdp2").__name__,
+        "engine": next(c.__name__ for c in engine.__mro__ if c.__module__.startswith("verl.")),
+        "engine_registered": engine.__name__,
         "adapter": get_rollout_class("hf_cpu").__qualname__,
         "replica": get_rollout_replica_class("hf_cpu").__qualname__,
         "pg_backend": str(torch.distributed.get_backend()),
@@ -86,7 +88,9 @@ def test_plugin_registers_platform_engine_rollout_and_gloo() -> None:
         "device_id": "cpu",
         "backend": "gloo",
         "empty_cache": True,
+        # verl's own engine, subclassed only to record its inputs (omni_rl.cpu.trace)
         "engine": "FSDPEngineWithLMHead",
+        "engine_registered": "TracedFSDPEngineWithLMHead",
         "adapter": "HFCpuServerAdapter",
         "replica": "HFCpuReplica",
         "pg_backend": "cpu:gloo",
