@@ -168,8 +168,48 @@ def _with_reward_extra(original: Callable[..., Any]) -> Callable[..., Any]:
     return compute_data_metrics
 
 
+def v1_reward_extra_metrics(batch: Any) -> dict[str, float]:
+    """verl's v1 trainer keeps each sample's reward_extra_info in TransferQueue's `extra_fields`: average it."""
+    import numpy as np
+    import transfer_queue as tq
+
+    mask = [not tag.get("is_padding", False) for tag in batch.tags]
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+    rows = [
+        f.get("reward_extra_info", {}) if isinstance(f, dict) else {}
+        for f in data.pop("extra_fields").tolist()
+    ]
+    values: dict[str, list[float]] = {}
+    for keep, info in zip(mask, rows, strict=False):
+        for key, value in info.items() if keep else ():
+            if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+                values.setdefault(key, []).append(float(value))
+    return {
+        f"reward_extra/{k}/mean": float(np.mean(v)) for k, v in values.items() if k not in _NOT_REWARD_KEYS
+    }
+
+
+def _with_v1_reward_extra(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap the v1 trainer's `_compute_metrics(self, batch, metrics, ...)`: add the reward's keys to `metrics`."""
+
+    @functools.wraps(original)
+    def _compute_metrics(self: Any, batch: Any, metrics: dict, *args: Any, **kwargs: Any) -> Any:
+        out = original(self, batch, metrics, *args, **kwargs)
+        try:
+            metrics.update(v1_reward_extra_metrics(batch))
+        except Exception as exc:  # metrics are diagnostics: never stop training over them
+            import logging
+
+            logging.getLogger(__name__).warning("reward_extra metrics unavailable: %s", exc)
+        return out
+
+    setattr(_compute_metrics, _PATCHED_FLAG, True)
+    return _compute_metrics
+
+
 def patch_reward_step_metrics() -> None:
-    """Install the wrapper in metric_utils and in ray_trainer if it already imported the function by name."""
+    """Install the wrapper in metric_utils and in ray_trainer if it already imported the function by name;
+    for verl's v1 trainer (TaskRunnerV1, the default in 0.9.1) wrap `PPOTrainer._compute_metrics`."""
     import inspect
     import sys
 
@@ -181,6 +221,16 @@ def patch_reward_step_metrics() -> None:
             "verl.trainer.ppo.metric_utils.compute_data_metrics changed (verl upgrade?): omni_rl cannot add "
             "the reward's keys to the step metrics; see omni_rl/cpu/patches.py"
         )
+    from verl.trainer.ppo.v1 import trainer_base
+
+    v1 = getattr(trainer_base.PPOTrainer, "_compute_metrics", None)
+    if v1 is None or list(inspect.signature(v1).parameters)[:3] != ["self", "batch", "metrics"]:
+        raise RuntimeError(
+            "verl.trainer.ppo.v1.trainer_base.PPOTrainer._compute_metrics changed (verl upgrade?): omni_rl "
+            "cannot add the reward's keys to the step metrics; see omni_rl/cpu/patches.py"
+        )
+    if not getattr(v1, _PATCHED_FLAG, False):
+        trainer_base.PPOTrainer._compute_metrics = _with_v1_reward_extra(v1)
     if getattr(original, _PATCHED_FLAG, False):
         return
     wrapped = _with_reward_extra(original)
