@@ -59,7 +59,10 @@ STEP_METRICS = textwrap.dedent(
                      "uid": np.array(list("abcd"), dtype=object)},
     )
     m = ray_trainer.compute_data_metrics(batch=batch, use_critic=False)
-    print("METRICS" + json.dumps({k: v for k, v in m.items() if k.startswith("reward_extra/")}))
+    out = {k: v for k, v in m.items() if k.startswith("reward_extra/")}
+    from verl.trainer.ppo.v1 import trainer_base  # the v1 trainer (TaskRunnerV1) reads them from TransferQueue
+    out["v1_patched"] = bool(getattr(trainer_base.PPOTrainer._compute_metrics, "__omni_rl_cpu_patched__", False))
+    print("METRICS" + json.dumps(out))
     """
 )
 
@@ -91,7 +94,11 @@ def test_reward_keys_reach_training_step_metrics() -> None:
     out = _run(STEP_METRICS)
     line = next(x for x in out.splitlines() if x.startswith("METRICS"))
     metrics = json.loads(line[len("METRICS") :])
-    assert metrics == {"reward_extra/format/mean": 0.75, "reward_extra/judge_failed/mean": 0.25}
+    assert metrics == {
+        "reward_extra/format/mean": 0.75,
+        "reward_extra/judge_failed/mean": 0.25,
+        "v1_patched": True,
+    }
 
 
 NAMES = textwrap.dedent(
