@@ -387,10 +387,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--reuse", action="store_true", help="keep stages that finished in an earlier run of --out"
     )
+    ap.add_argument("--sft-steps", type=int, help="override the preset's SFT steps")
     ap.add_argument("--grpo-steps", type=int, help="override the preset's GenRM GRPO steps")
     ap.add_argument("--policy-steps", type=int, help="override the preset's policy GRPO steps")
+    ap.add_argument("--teacher-accuracy", type=float, help="override the SFT teacher's accuracy")
+    ap.add_argument(
+        "--until", choices=["genrm_grpo", "bon"], help="last stage group (genrm_grpo: no eval/policy)"
+    )
     args = ap.parse_args(argv)
-    for key in ("grpo_steps", "policy_steps"):
+    if args.until:
+        PRESETS[args.preset] = replace(PRESETS[args.preset], last_stage=args.until)
+    for key in ("sft_steps", "grpo_steps", "policy_steps", "teacher_accuracy"):
         if getattr(args, key) is not None:
             PRESETS[args.preset] = replace(PRESETS[args.preset], **{key: getattr(args, key)})
     report = run_chain(Path(args.out).resolve(), args.preset, args.reuse)
