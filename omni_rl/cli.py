@@ -12,7 +12,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "data": ("omni_rl.data.cli", "prepare | stats | hard-samples: build verl parquet from preference data"),
     "eval": ("omni_rl.eval.cli", "benchmark a reward model (GenRM endpoint, scalar RM, baselines)"),
     "bon": ("omni_rl.bon.cli", "best-of-N: sample N candidates from a policy and pick with an RM"),
-    "synth": ("omni_rl.curate.synth", "preference pairs from candidate models + a teacher judging both orders"),
+    "synth": (
+        "omni_rl.curate.synth",
+        "preference pairs from candidate models + a teacher judging both orders",
+    ),
     "train-bt": ("omni_rl.bt.cli", "train a Bradley-Terry reward model"),
     "merge": ("omni_rl.merge", "turn a verl FSDP checkpoint into an HF model folder"),
     "serve": ("omni_rl.serve", "start a vLLM OpenAI server for a reward model or policy"),

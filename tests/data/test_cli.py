@@ -70,7 +70,10 @@ def test_prepare_config_file_with_several_inputs(real_fixtures: Path, tmp_path: 
 
 
 def test_prepare_errors_are_clear(tmp_path: Path, capsys) -> None:
-    assert main(["prepare", "loader=hh_rlhf", f"path={tmp_path / 'nope.jsonl'}", f"out_dir={tmp_path / 'n'}"]) == 2
+    assert (
+        main(["prepare", "loader=hh_rlhf", f"path={tmp_path / 'nope.jsonl'}", f"out_dir={tmp_path / 'n'}"])
+        == 2
+    )
     assert f"{tmp_path / 'nope.jsonl'}: file not found" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="expected key=value"):
         main(["prepare", "loader"])
