@@ -71,6 +71,11 @@ def write_markdown(report: dict[str, Any], out: Path) -> Path:
     if "sft" in res:
         t = res["sft"]["loss_trend"]
         lines += ["", "## SFT", "", f"loss {_f(t['first'])} → {_f(t['last'])} (first/last 3 steps)"]
+        floor = task.get("sft", {}).get("loss_floor")
+        if floor:
+            lines += ["", f"Loss floors on these traces (mean per response token): content-blind "
+                      f"{_f(floor['content_blind'])}, content-perfect {_f(floor['content_perfect'])}. "
+                      "A final loss at the content-blind floor means the verdict ignores the pair."]  # fmt: skip
     if "genrm_grpo" in res:
         g = res["genrm_grpo"]
         lines += ["", "## GenRM GRPO (per step, from verl's rollout dumps)", "",

@@ -212,9 +212,52 @@ def write_task(out_dir: str | Path, tokenizer: Any, spec: TaskSpec | None = None
         "rows": len(sft),
         "teacher_accuracy": sum(r["teacher"] == r["label"] for r in sft) / max(1, len(sft)),
         "labels": dict(Counter(r["label"] for r in sft)),
+        "loss_floor": sft_loss_floors(sft, tokenizer),
     }
     (out / "task.json").write_text(json.dumps(stats, indent=2))
     return stats
+
+
+def sft_loss_floors(sft: list[dict[str, Any]], tokenizer: Any) -> dict[str, float]:
+    """The mean per-token SFT loss a content-blind judge and a content-perfect one can reach on these traces.
+
+    Only the first verdict token of a trace carries information (the rest follows from it), so the loss a
+    model reaches over the whole response is that token's entropy divided by the response's token count:
+    `content_blind` predicts the teacher's verdict marginal, `content_perfect` knows the gold label and only
+    pays for the teacher's mistakes. An SFT loss at `content_blind` means the model has not used the pair.
+    """
+    n_resp = []
+    for r in sft:
+        prompt = tokenizer.apply_chat_template(r["messages"][:-1], tokenize=True, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(r["messages"], tokenize=True)
+        n_resp.append(len(_ids(full)) - len(_ids(prompt)))
+    mean_tokens = sum(n_resp) / max(1, len(n_resp))
+    blind = _entropy(Counter(r["teacher"] for r in sft).values())
+    given: dict[str, Counter] = {}
+    for r in sft:
+        given.setdefault(r["label"], Counter())[r["teacher"]] += 1
+    perfect = sum(sum(c.values()) * _entropy(c.values()) for c in given.values()) / max(1, len(sft))
+    return {
+        "response_tokens": mean_tokens,
+        "verdict_entropy_content_blind": blind,
+        "verdict_entropy_content_perfect": perfect,
+        "content_blind": blind / max(mean_tokens, 1e-9),
+        "content_perfect": perfect / max(mean_tokens, 1e-9),
+    }
+
+
+def _ids(encoded: Any) -> list[int]:
+    """Token ids from apply_chat_template's return (a list, or a BatchEncoding in newer transformers)."""
+    return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+
+
+def _entropy(counts: Any) -> float:
+    """Entropy in nats of a distribution given by counts."""
+    import math
+
+    counts = [c for c in counts if c]
+    n = sum(counts)
+    return -sum(c / n * math.log(c / n) for c in counts) if n else 0.0
 
 
 def split_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:

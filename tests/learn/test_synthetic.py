@@ -108,3 +108,21 @@ def test_data_prepare_exports_swap_balanced_rows(task: Path, tmp_path: Path) -> 
         b = user.split("[Response B]", 1)[1].split("[End B]", 1)[0]
         assert gold_label(a, b) == r["reward_model"]["ground_truth"]
     assert all(w in rows[0]["prompt"][0]["content"] for w in GOOD_WORDS)  # the criteria name the rule
+
+
+def test_sft_loss_floors_separate_content_blind_from_content_use(tiny_text_model: Path, task: Path) -> None:
+    """The floors the chain's report prints beside the SFT loss: a perfect teacher leaves only the blind one."""
+    from transformers import AutoTokenizer
+
+    from omni_rl.learn.synthetic import sft_loss_floors, sft_rows
+
+    rows = _rows(task, "train")
+    tok = AutoTokenizer.from_pretrained(tiny_text_model)
+    noisy = json.loads((task / "task.json").read_text())["sft"]["loss_floor"]
+    assert 0.0 < noisy["content_perfect"] < noisy["content_blind"]
+    assert (
+        8 <= noisy["response_tokens"] <= 16
+    )  # "<think>X contains it</think><answer>X</answer>" + end tokens
+    exact = sft_loss_floors(sft_rows(rows, TaskSpec(teacher_accuracy=1.0)), tok)
+    assert exact["content_perfect"] == 0.0
+    assert abs(exact["verdict_entropy_content_blind"] - 1.0986) < 0.05  # three near-balanced labels: ~ln 3
