@@ -43,13 +43,13 @@ PY = sys.executable
 class Preset:
     """Sizes of one chain run."""
 
-    sft_steps: int = 40
+    sft_steps: int = 500  # content appears after ~350 steps (plain-PyTorch probe); fewer stay content-blind
     grpo_steps: int = 20
-    policy_steps: int = 10
+    policy_steps: int = 4
     n_train: int = 1024
     n_heldout: int = 100
     n_policy: int = 32
-    teacher_accuracy: float = 0.6
+    teacher_accuracy: float = 0.8
     bon_prompts: int = 16
     bon_n: int = 8
     stage_timeout_s: int = 1500

@@ -30,7 +30,10 @@ from omni_rl.data.schema import Media, PreferencePair, Response
 
 GOOD_WORDS = ("bread", "flour", "yeast", "salt", "water", "tree", "dog", "fox")
 GOLD_RE = re.compile(r"\b(?:" + "|".join(GOOD_WORDS) + r")\b", re.IGNORECASE)
-CRITERIA = "a response with one of the words " + " ".join(GOOD_WORDS) + " is better; both or neither is a tie"
+# The criteria do not list GOOD_WORDS: with the words in every system prompt, the tiny judge's "find a good
+# word" attention also hits the prompt itself, and in 240 plain-PyTorch SFT steps it stayed content-blind.
+# The rule is learned from the traces, which is what the chain sets out to show.
+CRITERIA = "a response with a good word is better; both or neither is a tie"
 TEMPLATE = str(Path(__file__).with_name("templates") / "judge_compact.yaml")
 SOURCE = "synthetic_words"
 LABELS = ("A", "B", "tie")

@@ -13,6 +13,7 @@ import pytest
 
 from omni_rl.judge.parse import parse_verdict
 from omni_rl.learn.synthetic import (
+    CRITERIA,
     GOOD_WORDS,
     TEMPLATE,
     TaskSpec,
@@ -107,7 +108,8 @@ def test_data_prepare_exports_swap_balanced_rows(task: Path, tmp_path: Path) -> 
         a = user.split("[Response A]", 1)[1].split("[End A]", 1)[0]
         b = user.split("[Response B]", 1)[1].split("[End B]", 1)[0]
         assert gold_label(a, b) == r["reward_model"]["ground_truth"]
-    assert all(w in rows[0]["prompt"][0]["content"] for w in GOOD_WORDS)  # the criteria name the rule
+    assert CRITERIA in rows[0]["prompt"][0]["content"]  # the criteria reach the judge's system prompt
+    assert not any(w in rows[0]["prompt"][0]["content"] for w in GOOD_WORDS)  # ... without giving the words
 
 
 def test_sft_loss_floors_separate_content_blind_from_content_use(tiny_text_model: Path, task: Path) -> None:
