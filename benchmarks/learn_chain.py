@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from omni_rl.learn import curves  # noqa: E402
+from omni_rl.learn.probe import verdict_loss  # noqa: E402
 from omni_rl.learn.synthetic import TEMPLATE, TaskSpec, satisfies, write_task  # noqa: E402
 
 PY = sys.executable
@@ -200,7 +201,10 @@ class Chain:
                        env={"PROFILE": "cpu_sft", "NPROC": "1"})  # fmt: skip
         loss = curves.curve(curves.step_metrics(log), "train/loss")
         self.report["results"]["sft"] = {"loss": loss, "loss_trend": curves.trend(loss)}
-        return self.merge("sft", ckpt)
+        merged = self.merge("sft", ckpt)
+        # the merged folder (what eval serves) scored on the verdict token: content-blind or not, before serving
+        self.report["results"]["sft"]["probe"] = verdict_loss(merged, d["task"] / "sft" / "train.parquet")
+        return merged
 
     def merge(self, name: str, ckpt: Path) -> Path:
         target = self.out / "models" / name

@@ -76,6 +76,11 @@ def write_markdown(report: dict[str, Any], out: Path) -> Path:
             lines += ["", f"Loss floors on these traces (mean per response token): content-blind "
                       f"{_f(floor['content_blind'])}, content-perfect {_f(floor['content_perfect'])}. "
                       "A final loss at the content-blind floor means the verdict ignores the pair."]  # fmt: skip
+        probe = res["sft"].get("probe")
+        if probe and floor:
+            lines += ["", f"Merged SFT model (what eval serves), verdict token alone on {probe['rows']} traces: "
+                      f"{_f(probe['verdict_token'])} nats (content-blind {_f(floor['verdict_entropy_content_blind'])}, "
+                      f"content-perfect {_f(floor['verdict_entropy_content_perfect'])})."]  # fmt: skip
     if "genrm_grpo" in res:
         g = res["genrm_grpo"]
         lines += ["", "## GenRM GRPO (per step, from verl's rollout dumps)", "",

@@ -32,6 +32,7 @@ def test_quick_chain_learns_the_format_and_matches_labels(tmp_path: Path) -> Non
 
     loss = report["results"]["sft"]["loss_trend"]
     assert loss["last"] < loss["first"], loss  # verl's SFT trainer learned the traces
+    assert report["results"]["sft"]["probe"]["rows"] > 0  # the merged SFT model scored on the verdict token
     steps = report["results"]["genrm_grpo"]["per_step"]
     assert len(steps) == 2
     assert any(m["valid_verdict_rate"] > 0 for m in steps.values()), steps
