@@ -149,6 +149,20 @@ def _base_config_name(path: Path) -> str:
     return names[0]
 
 
+def _group_layers(group_dir: Path, name: str) -> list[tuple[str, dict[str, Any]]]:
+    """A group option's layers in Hydra's order: its own defaults list (other options of the same group,
+    e.g. `cpu_tiny_vl` over `cpu_tiny`), with its own keys at `_self_` (implicitly last)."""
+    path = group_dir / f"{name}.yaml"
+    defaults = OmegaConf.to_container(OmegaConf.load(path)).get("defaults", [])  # type: ignore[union-attr]
+    entries = [d for d in defaults if isinstance(d, str)]
+    if "_self_" not in entries:
+        entries.append("_self_")
+    out: list[tuple[str, dict[str, Any]]] = []
+    for entry in entries:
+        out.extend([(str(path), _yaml_layer(path))] if entry == "_self_" else _group_layers(group_dir, entry))
+    return out
+
+
 def layers(launch: Launch) -> list[tuple[str, dict[str, Any]]]:
     """(source, flat keys) in application order: base yaml, each selected profile, CLI overrides."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -165,8 +179,7 @@ def layers(launch: Launch) -> list[tuple[str, dict[str, Any]]]:
         if (launch.config_dir / key).is_dir():  # a config group such as profile=[smoke,...]
             value = ov.value()
             for name in value if isinstance(value, list) else [value]:
-                path = launch.config_dir / key / f"{name}.yaml"
-                out.append((str(path), _yaml_layer(path)))
+                out.extend(_group_layers(launch.config_dir / key, str(name)))
         elif not ov.is_delete():
             cli.update(
                 flatten(_to_plain(ov.value()), f"{key}.")
