@@ -59,15 +59,16 @@ class StatsConfig:
     json_out: str | None = None
 
 
-def input_specs(cfg: PrepareConfig) -> list[InputSpec]:
-    """The inputs to read; the top-level loader/path is shorthand for a one-item list."""
+def input_specs(cfg: Any, command: str = "prepare") -> list[InputSpec]:
+    """The inputs to read; the top-level loader/path is shorthand for a one-item list (any config with
+    `loader, path, media_root, loader_options, inputs`: `data prepare` and `data policy-prompts`)."""
     specs = list(cfg.inputs)
     if cfg.loader or cfg.path:
         if not (cfg.loader and cfg.path):
-            raise SystemExit("prepare: set both loader=<name> and path=<file> (or an inputs: list)")
+            raise SystemExit(f"{command}: set both loader=<name> and path=<file> (or an inputs: list)")
         specs.insert(0, InputSpec(cfg.loader, cfg.path, cfg.media_root, None, dict(cfg.loader_options)))
     if not specs:
-        raise SystemExit("prepare: no input; pass loader=<name> path=<file> (see `omni-rl data loaders`)")
+        raise SystemExit(f"{command}: no input; pass loader=<name> path=<file> (see `omni-rl data loaders`)")
     return specs
 
 

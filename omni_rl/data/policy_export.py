@@ -22,23 +22,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from omni_rl.data.cli import InputSpec, input_specs
 from omni_rl.data.export import split_of
 from omni_rl.data.loaders.base import Reject
 from omni_rl.data.schema import Media, PreferencePair
 from omni_rl.utils.config import config_help, load_config
 
 _KINDS = (("images", "<image>"), ("videos", "<video>"), ("audios", "<audio>"))
-
-
-@dataclass
-class PolicyInput:
-    """One source file and its loader (same fields as `omni-rl data prepare` inputs)."""
-
-    loader: str = "???"
-    path: str = "???"
-    media_root: str | None = None
-    cache_dir: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,7 +39,7 @@ class PolicyExportConfig:
     path: str | None = None
     media_root: str | None = None
     loader_options: dict[str, Any] = field(default_factory=dict)
-    inputs: list[PolicyInput] = field(default_factory=list)
+    inputs: list[InputSpec] = field(default_factory=list)
     out_dir: str = "data/policy"
     val_fraction: float = 0.0  # split by hash of the pair's group (or id), as `data prepare` does
     data_source: str | None = None  # default: the pair's source (selects rules in reward_fns/omni.py)
@@ -127,20 +117,6 @@ def parquet_schema() -> pa.Schema:
     )
 
 
-def _specs(cfg: PolicyExportConfig) -> list[PolicyInput]:
-    """The inputs to read; the top-level loader/path is shorthand for a one-item list."""
-    specs = list(cfg.inputs)
-    if cfg.loader or cfg.path:
-        if not (cfg.loader and cfg.path):
-            raise SystemExit("policy-prompts: set both loader=<name> and path=<file> (or an inputs: list)")
-        specs.insert(0, PolicyInput(cfg.loader, cfg.path, cfg.media_root, None, dict(cfg.loader_options)))
-    if not specs:
-        raise SystemExit(
-            "policy-prompts: no input; pass loader=<name> path=<file> (see `omni-rl data loaders`)"
-        )
-    return specs
-
-
 def export_policy_prompts(cfg: PolicyExportConfig) -> dict[str, Any]:
     """Read every input, write {train,val}.parquet, rejects.jsonl and stats.json; returns the stats."""
     from omni_rl.data.loaders import iter_records
@@ -152,7 +128,7 @@ def export_policy_prompts(cfg: PolicyExportConfig) -> dict[str, Any]:
     stats: Counter = Counter()
     by_task: Counter = Counter()
     with (out / "rejects.jsonl").open("w", encoding="utf-8") as rejects:
-        for spec in _specs(cfg):
+        for spec in input_specs(cfg, "policy-prompts"):
             if not Path(spec.path).exists():
                 raise SystemExit(f"policy-prompts: input file not found: {spec.path}")
             cache = spec.cache_dir or str(out / "media")
