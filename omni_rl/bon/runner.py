@@ -27,6 +27,7 @@ from omni_rl.judge.media import to_openai_messages
 from omni_rl.rm.candidates import CandidateJudge
 from omni_rl.rm.config import RMConfig
 from omni_rl.rm.model import RewardModel
+from omni_rl.utils.aio import gather_or_cancel
 
 log = logging.getLogger(__name__)
 
@@ -332,14 +333,7 @@ async def run(cfg: BonConfig, on_record: Callable[[dict[str, Any]], None] | None
 
     try:
         with prog:
-            tasks = [asyncio.ensure_future(one(r)) for r in todo]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+            await gather_or_cancel(one(r) for r in todo)
     finally:
         out_f.close()
         cand_f.close()

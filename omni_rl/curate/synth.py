@@ -44,6 +44,7 @@ from omni_rl.curate.synth_outputs import PairOutcome
 from omni_rl.curate.synth_rules import decide
 from omni_rl.curate.synth_store import StepStore
 from omni_rl.judge.budget import FailureBudget, FailureBudgetExceeded
+from omni_rl.utils.aio import gather_or_cancel
 from omni_rl.utils.config import config_help, load_config
 
 
@@ -142,14 +143,8 @@ class _Runner:
         """All prompts (bounded by `concurrency`); on any error the rest is cancelled, stores closed."""
         self.progress.update(self.tasks["generate"], total=len(prompts) * len(self.cfg.candidates))
         self.progress.update(self.tasks["judge"], total=len(prompts) * len(self.names) * len(ORDERS))
-        tasks = [asyncio.ensure_future(self.prompt(p)) for p in prompts]
         try:
-            done = await asyncio.gather(*tasks)
-        except BaseException:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+            done = await gather_or_cancel(self.prompt(p) for p in prompts)
         finally:
             self.gens.close()
             self.judgements.close()
