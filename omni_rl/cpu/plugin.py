@@ -3,7 +3,7 @@
 `import verl` imports the modules named in that variable in every process (driver, TaskRunner, Ray
 workers), so each of them registers: the "cpu" platform (picked with `VERL_PLATFORM=cpu`), the FSDP
 training engines for device "cpu", and the `hf_cpu` rollout backend; and applies the named patches in
-`omni_rl.cpu.patches`.
+`omni_rl.cpu.patches` (and, lazily, the platform-independent ones in `omni_rl.rl.patches`).
 """
 
 from __future__ import annotations
@@ -47,17 +47,16 @@ def _register_rollout() -> None:
     from omni_rl.cpu.patches import (
         add_rollout_adapter,
         patch_gloo_process_group,
-        patch_reward_step_metrics,
-        patch_rollout_error_surfacing,
         patch_torchrun_process_group,
     )
+    from omni_rl.rl import patches
 
     RolloutReplicaRegistry.register(ROLLOUT_NAME, _load_replica)
     add_rollout_adapter(ROLLOUT_NAME)
     patch_gloo_process_group()
     patch_torchrun_process_group()  # verl's SFT trainer under torchrun (recipes/sft_genrm.sh)
-    patch_reward_step_metrics()  # the reward's keys (format, judge counters) in every training step
-    patch_rollout_error_surfacing()  # a reward-function error is the last thing the user reads
+    # Also installed by omni_rl.rl (every platform); idempotent and lazy, here for a plug-in list without it.
+    patches.install()  # reward keys in every training step; a reward-function error is what the user reads
 
 
 _register_engines()

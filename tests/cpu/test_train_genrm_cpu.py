@@ -117,6 +117,8 @@ def check_run(log: str, work: Path, model: Path) -> dict[int, dict[str, float]]:
         )
         assert any(s != 0 for s in ours), "length penalty should make scores response-dependent"
         assert m["critic/score/mean"] == pytest.approx(sum(ours) / len(ours), abs=1e-4)
+        # the reward's own keys reach the training step's metrics (omni_rl.rl.patches, installed lazily)
+        assert "reward_extra/format/mean" in m, sorted(m)
         # the server's version is set only by update_weights(global_steps=...): 0 means this step's
         # rollouts came from the weights pushed after the previous step
         assert m["training/off_policy/trajectory_staleness/max"] == 0, "rollout served stale weights"

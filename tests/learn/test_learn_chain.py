@@ -41,7 +41,7 @@ def test_quick_chain_learns_the_format_and_matches_labels(tmp_path: Path) -> Non
     # our per-rollout recomputation agrees with verl's own logged step mean
     for m in steps.values():
         assert m["mean_score"] == pytest.approx(m["verl_score_mean"], abs=1e-4)
-        # the reward's own keys reach verl's training-step metrics (omni_rl.cpu.patches, v1 trainer)
+        # the reward's own keys reach verl's training-step metrics (omni_rl.rl.patches, v1 trainer)
         assert m["verl_format_mean"] == pytest.approx(m["valid_verdict_rate"], abs=1e-4)
     assert (out / "report.md").read_text().startswith("# Does the chain learn?")
     assert (out / "models" / "genrm_grpo" / "config.json").is_file()
