@@ -81,6 +81,7 @@ def write_markdown(report: dict[str, Any], out: Path) -> Path:
             lines += ["", f"Merged SFT model (what eval serves), verdict token alone on {probe['rows']} traces: "
                       f"{_f(probe['verdict_token'])} nats (content-blind {_f(floor['verdict_entropy_content_blind'])}, "
                       f"content-perfect {_f(floor['verdict_entropy_content_perfect'])})."]  # fmt: skip
+        lines += _probe_line("Merged SFT model", res["sft"].get("probe_heldout"))
     if "genrm_grpo" in res:
         g = res["genrm_grpo"]
         lines += ["", "## GenRM GRPO (per step, from verl's rollout dumps)", "",
@@ -91,6 +92,7 @@ def write_markdown(report: dict[str, Any], out: Path) -> Path:
                          f"{_f(m['tie_match_rate'])} | {_f(m['wrong_side_rate'])} | {_f(m['format0_rate'])} | "
                          f"{_f(m['mean_score'])} | {_f(m.get('verl_score_mean'))} | {_f(m.get('verl_format_mean'))} |")  # fmt: skip
         lines += ["", f"Steps on which each reward branch fired: `{g['branches_fired']}`"]
+        lines += _probe_line("Merged SFT+GRPO model", g.get("probe_heldout"))
     if "eval" in res:
         lines += ["", "## Held-out eval (`omni-rl eval order=both`)", "",
                   "| GenRM | acc without ties | acc with ties | parse failures | swap consistency | judgments |",
@@ -118,3 +120,12 @@ def write_markdown(report: dict[str, Any], out: Path) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _probe_line(what: str, probe: dict[str, Any] | None) -> list[str]:
+    """The server-free held-out check (greedy verdict token, both orders) as one report paragraph."""
+    if not probe:
+        return []
+    return ["", f"{what}, greedy verdict token on the held-out pairs in both orders ({probe['judgments']} "
+            f"judgments, `omni_rl.learn.probe.verdict_accuracy`): accuracy {_f(probe['accuracy'])}, without ties "
+            f"{_f(probe['accuracy_no_tie'])}; predictions {probe['predictions']}."]  # fmt: skip

@@ -64,6 +64,9 @@ class TaskSpec:
     max_tokens: int = 10
     prompt_tokens: int = 3
     teacher_accuracy: float = 0.6  # the SFT teacher's verdict is right this often, else a wrong label
+    # on a tie pair the teacher says "tie" this often, else it names a random side: a distilled teacher that
+    # under-calls ties, which the human labels GenRM GRPO trains on then correct
+    teacher_tie_recall: float = 1.0
 
     def check(self) -> None:
         """Reject sizes that cannot make a usable task, naming the field."""
@@ -71,8 +74,9 @@ class TaskSpec:
             raise ValueError(f"tie_fraction must be in [0, 1), got {self.tie_fraction}")
         if not 1 <= self.min_tokens <= self.max_tokens:
             raise ValueError(f"need 1 <= min_tokens <= max_tokens, got {self.min_tokens}, {self.max_tokens}")
-        if not 0.0 <= self.teacher_accuracy <= 1.0:
-            raise ValueError(f"teacher_accuracy must be in [0, 1], got {self.teacher_accuracy}")
+        for name in ("teacher_accuracy", "teacher_tie_recall"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 class TokenSampler:
@@ -145,9 +149,13 @@ def make_pair(sampler: TokenSampler, spec: TaskSpec, index: int, split: str) -> 
     }
 
 
-def teacher_trace(label: str, rng: random.Random, accuracy: float) -> tuple[str, str]:
-    """(verdict, rationale+verdict trace) of a teacher that is right with probability `accuracy`."""
-    verdict = label if rng.random() < accuracy else rng.choice([x for x in LABELS if x != label])
+def teacher_trace(label: str, rng: random.Random, accuracy: float, tie_recall: float = 1.0) -> tuple[str, str]:
+    """(verdict, rationale+verdict trace) of a teacher right with probability `accuracy` that calls a tie
+    only with probability `tie_recall` (else a random side)."""
+    if label == "tie" and rng.random() >= tie_recall:
+        verdict = rng.choice(("A", "B"))
+    else:
+        verdict = label if rng.random() < accuracy else rng.choice([x for x in LABELS if x != label])
     reason = {"A": "A contains it", "B": "B contains it", "tie": "the same"}[verdict]
     return verdict, f"<think>{reason}</think><answer>{verdict}</answer>"
 
@@ -182,7 +190,7 @@ def sft_rows(rows: list[dict[str, Any]], spec: TaskSpec, template: str = TEMPLAT
         pair = to_pair(row)
         op = pair.ordered(balancer.swap(("train", "tie" if pair.tie else "t2t")))
         jp = render_judge_messages(op, template)
-        verdict, trace = teacher_trace(op.label, rng, spec.teacher_accuracy)
+        verdict, trace = teacher_trace(op.label, rng, spec.teacher_accuracy, spec.teacher_tie_recall)
         messages = [*jp.messages, {"role": "assistant", "content": trace}]
         out.append({"messages": messages, "label": op.label, "teacher": verdict, "id": pair.id})
     return out

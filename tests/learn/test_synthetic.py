@@ -93,6 +93,18 @@ def test_sft_traces_are_strict_verdicts_from_a_noisy_teacher(task: Path) -> None
     assert all(teacher_trace("A", rng, 0.0)[0] != "A" for _ in range(20))
 
 
+def test_a_tie_blind_teacher_names_a_side_on_ties() -> None:
+    import random
+
+    rng = random.Random(0)
+    sides = [teacher_trace("tie", rng, 1.0, tie_recall=0.0)[0] for _ in range(200)]
+    assert set(sides) == {"A", "B"}  # never "tie", and both sides
+    assert [teacher_trace("tie", rng, 1.0, tie_recall=1.0)[0] for _ in range(20)] == ["tie"] * 20
+    assert all(teacher_trace("B", rng, 1.0, tie_recall=0.0)[0] == "B" for _ in range(20))  # decisive untouched
+    with pytest.raises(ValueError, match="teacher_tie_recall"):
+        TaskSpec(teacher_tie_recall=1.5).check()
+
+
 def test_data_prepare_exports_swap_balanced_rows(task: Path, tmp_path: Path) -> None:
     """`omni-rl data prepare` with the compact template: A/B balanced, labels match the gold rule as shown."""
     out = tmp_path / "genrm"
