@@ -206,7 +206,9 @@ class Chain:
         merged = self.merge("sft", ckpt)
         # the merged folder (what eval serves) scored on the verdict token: content-blind or not, before serving
         self.report["results"]["sft"]["probe"] = verdict_loss(merged, d["task"] / "sft" / "train.parquet")
-        self.report["results"]["sft"]["probe_heldout"] = verdict_accuracy(merged, d["task"] / "pairs_heldout.jsonl")
+        self.report["results"]["sft"]["probe_heldout"] = verdict_accuracy(
+            merged, d["task"] / "pairs_heldout.jsonl"
+        )
         return merged
 
     def merge(self, name: str, ckpt: Path) -> Path:

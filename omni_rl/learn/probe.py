@@ -43,7 +43,9 @@ def _ids(encoded: Any) -> list[int]:
     return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
 
-def verdict_accuracy(model_dir: str | Path, pairs_jsonl: str | Path, template: str | None = None) -> dict[str, Any]:
+def verdict_accuracy(
+    model_dir: str | Path, pairs_jsonl: str | Path, template: str | None = None
+) -> dict[str, Any]:
     """Held-out accuracy of the greedy verdict token in both A/B orders, in seconds and without a server.
 
     The first token after `<think>` decides the trace (`A`, `B`, or `t` of "the same"), so its argmax is
@@ -69,7 +71,7 @@ def verdict_accuracy(model_dir: str | Path, pairs_jsonl: str | Path, template: s
         for swap in (False, True):
             op = pair.ordered(swap)
             msgs = render_judge_messages(op, template or TEMPLATE).messages
-            ids = _ids(tok.apply_chat_template(msgs, tokenize=True, add_generation_prompt=True)) + [think]
+            ids = [*_ids(tok.apply_chat_template(msgs, tokenize=True, add_generation_prompt=True)), think]
             with torch.no_grad():
                 logits = model(torch.tensor([ids])).logits[0, -1]
             pred = max(cand, key=lambda k: logits[cand[k]].item())

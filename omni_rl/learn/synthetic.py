@@ -149,7 +149,9 @@ def make_pair(sampler: TokenSampler, spec: TaskSpec, index: int, split: str) -> 
     }
 
 
-def teacher_trace(label: str, rng: random.Random, accuracy: float, tie_recall: float = 1.0) -> tuple[str, str]:
+def teacher_trace(
+    label: str, rng: random.Random, accuracy: float, tie_recall: float = 1.0
+) -> tuple[str, str]:
     """(verdict, rationale+verdict trace) of a teacher right with probability `accuracy` that calls a tie
     only with probability `tie_recall` (else a random side)."""
     if label == "tie" and rng.random() >= tie_recall:

@@ -38,7 +38,9 @@ def test_rejects_a_parquet_without_traces(tiny_text_model: Path, tmp_path: Path)
         verdict_loss(tiny_text_model, path)
 
 
-def test_heldout_accuracy_is_greedy_decoding_among_the_verdicts(tiny_text_model: Path, tmp_path: Path) -> None:
+def test_heldout_accuracy_is_greedy_decoding_among_the_verdicts(
+    tiny_text_model: Path, tmp_path: Path
+) -> None:
     """The probe's prediction per judgment equals HF greedy generation restricted to the three verdict tokens."""
     import json
 
@@ -55,7 +57,7 @@ def test_heldout_accuracy_is_greedy_decoding_among_the_verdicts(tiny_text_model:
     assert res["judgments"] == 12 and sum(res["predictions"].values()) == 12
     model = AutoModelForCausalLM.from_pretrained(tiny_text_model, dtype=torch.float32).eval()
     allowed = [tok.convert_tokens_to_ids(t) for t in ("A", "B", "t")]
-    names = dict(zip(allowed, ("A", "B", "tie")))
+    names = dict(zip(allowed, ("A", "B", "tie"), strict=True))
     counts: dict[str, int] = {}
     right = 0
     for line in heldout.read_text().splitlines():

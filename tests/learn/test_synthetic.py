@@ -100,7 +100,9 @@ def test_a_tie_blind_teacher_names_a_side_on_ties() -> None:
     sides = [teacher_trace("tie", rng, 1.0, tie_recall=0.0)[0] for _ in range(200)]
     assert set(sides) == {"A", "B"}  # never "tie", and both sides
     assert [teacher_trace("tie", rng, 1.0, tie_recall=1.0)[0] for _ in range(20)] == ["tie"] * 20
-    assert all(teacher_trace("B", rng, 1.0, tie_recall=0.0)[0] == "B" for _ in range(20))  # decisive untouched
+    assert all(
+        teacher_trace("B", rng, 1.0, tie_recall=0.0)[0] == "B" for _ in range(20)
+    )  # decisive untouched
     with pytest.raises(ValueError, match="teacher_tie_recall"):
         TaskSpec(teacher_tie_recall=1.5).check()
 
