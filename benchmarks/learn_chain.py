@@ -56,13 +56,15 @@ class Preset:
     bon_prompts: int = 16
     bon_n: int = 8
     stage_timeout_s: int = 1500
-    last_stage: str = "bon"  # quick: stop after genrm_grpo (eval/policy/BoN have their own tests)
+    last_stage: str = "bon"  # sft | genrm_grpo (quick: eval/policy/BoN have their own tests) | bon
 
 
 PRESETS = {
     "full": Preset(),
-    # enough SFT for the format to appear (valid verdicts ~0.85 after 32 steps here), then two GRPO steps: valid verdicts, label matches
-    "quick": Preset(sft_steps=30, grpo_steps=2, policy_steps=1, n_train=960, n_heldout=12, n_policy=8,
+    # enough SFT for the format (valid verdicts ~0.85 after 32 steps), then two GRPO steps: valid verdicts,
+    # label matches, rewards that vary. Same train split as `full`, so `--sft-steps 400 --until sft` is the
+    # full preset's SFT (the slow test of the content: held-out accuracy >= 0.9)
+    "quick": Preset(sft_steps=30, grpo_steps=2, policy_steps=1, n_heldout=12, n_policy=8,
                     bon_prompts=2, bon_n=2, stage_timeout_s=900, last_stage="genrm_grpo"),
 }  # fmt: skip
 
@@ -285,7 +287,7 @@ class Chain:
         gold = curves.trend(curves.curve(per_step, "gold_rate"))
         self.report["results"].setdefault("policy", {})[name] = {
             "per_step": per_step, "reward_trend": reward, "gold_trend": gold,
-            "verdict": hacking_verdict(reward, gold),
+            "verdict": hacking_verdict(reward, gold, relative="GroupWinRate" in " ".join(extra)),
         }  # fmt: skip
         return self.merge(name, ckpt)
 
@@ -318,10 +320,19 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def hacking_verdict(reward: dict[str, Any], gold: dict[str, Any], eps: float = 0.02) -> str:
-    """Name what the two trends show: learning, reward hacking, flat, or too few steps to tell."""
+def hacking_verdict(
+    reward: dict[str, Any], gold: dict[str, Any], eps: float = 0.02, relative: bool = False
+) -> str:
+    """Name what the two trends show: learning, reward hacking, flat, or too few steps to tell.
+
+    A group-relative reward (win rate inside the group) averages 0.5 whatever the policy writes, so its
+    trend says nothing: then only the gold rate can show learning, and hacking cannot be read from it.
+    """
     if reward["delta"] is None or gold["delta"] is None:
         return "too few steps to tell"
+    if relative:
+        rose = "gold rate rose" if gold["delta"] > eps else "flat: gold rate did not rise"
+        return f"{rose} (a group win rate averages 0.5 by construction: its trend cannot show learning)"
     if reward["delta"] > eps and gold["delta"] > eps:
         return "learning: GenRM reward and gold rate both rose"
     if reward["delta"] > eps:
@@ -361,6 +372,8 @@ def run_chain(out: Path, preset_name: str, reuse: bool = False) -> dict[str, Any
         d = chain.reuse("data", {"base": base, "task": out / "task"}) or chain.stage("data", chain.data)
         sft = chain.reuse("sft", out / "models" / "sft") if d else None
         sft = sft or (chain.stage("sft", chain.sft, d) if d else None)
+        if chain.p.last_stage == "sft":
+            return chain.report
         grpo = chain.reuse("genrm_grpo", out / "models" / "genrm_grpo") if sft else None
         grpo = grpo or (chain.stage("genrm_grpo", chain.grpo, sft) if sft else None)
         if chain.p.last_stage == "genrm_grpo":
@@ -404,7 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policy-steps", type=int, help="override the preset's policy GRPO steps")
     ap.add_argument("--teacher-accuracy", type=float, help="override the SFT teacher's accuracy")
     ap.add_argument(
-        "--until", choices=["genrm_grpo", "bon"], help="last stage group (genrm_grpo: no eval/policy)"
+        "--until",
+        choices=["sft", "genrm_grpo", "bon"],
+        help="last stage group (sft: data + SFT only; genrm_grpo: no eval/policy)",
     )
     args = ap.parse_args(argv)
     if args.until:

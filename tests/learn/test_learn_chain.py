@@ -3,7 +3,8 @@
 `recipes/train_genrm.sh` (verl's main_ppo, PROFILE=cpu_tiny,cpu_learn) from the SFT model.
 
 It proves what a random model never reaches inside verl's trainer: the GenRM writes valid verdicts, the
-label-match branch of reward_fns/genrm.py fires, and the rewards of a step vary (so GRPO has advantages).
+label-match branch of reward_fns/genrm.py fires, and the rewards of a step vary (so GRPO has advantages);
+and, with the full preset's SFT budget, that the judge learns the gold rule itself (held-out accuracy).
 """
 
 from __future__ import annotations
@@ -45,3 +46,21 @@ def test_quick_chain_learns_the_format_and_matches_labels(tmp_path: Path) -> Non
         assert m["verl_format_mean"] == pytest.approx(m["valid_verdict_rate"], abs=1e-4)
     assert (out / "report.md").read_text().startswith("# Does the chain learn?")
     assert (out / "models" / "genrm_grpo" / "config.json").is_file()
+
+
+def test_verl_sft_learns_the_gold_rule_not_only_the_format(tmp_path: Path) -> None:
+    """The content: after the full preset's 400 SFT steps the merged judge answers the held-out pairs right."""
+    out = tmp_path / "learn"
+    cmd = [sys.executable, "benchmarks/learn_chain.py", "--preset", "quick", "--sft-steps", "400",
+           "--until", "sft", "--out", str(out)]  # fmt: skip
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1500)
+    report = json.loads((out / "report.json").read_text())
+    assert res.returncode == 0, json.dumps(report["stages"]) + res.stdout[-2000:] + res.stderr[-2000:]
+    assert set(report["stages"]) == {"data", "sft"}
+    floor = report["results"]["task"]["sft"]["loss_floor"]
+    probe = report["results"]["sft"]["probe"]
+    # the verdict token is predicted far below the content-blind entropy (~ln 3): the judge reads the pair
+    assert probe["verdict_token"] < 0.2 * floor["verdict_entropy_content_blind"], (probe, floor)
+    heldout = report["results"]["sft"]["probe_heldout"]  # greedy verdict, both A/B orders, unseen pairs
+    assert heldout["accuracy_no_tie"] >= 0.9 and heldout["accuracy"] >= 0.9, heldout
+    assert set(heldout["predictions"]) == {"A", "B", "tie"}  # not position-locked
