@@ -140,15 +140,21 @@ def _patch_metric_utils(metric_utils: ModuleType) -> None:
     _announce(f"{METRIC_UTILS}.compute_data_metrics (reward keys in step metrics)")
 
 
+def _wrap_attr(owner: Any, target: str, attr: str, wrap: Any, purpose: str, params: list[str] | None) -> None:
+    """Replace owner.attr by wrap(original) once; a missing attr or other leading parameters stop loudly."""
+    original = getattr(owner, attr, None)
+    if original is None or (params and list(inspect.signature(original).parameters)[: len(params)] != params):
+        raise _reshaped(target, purpose)
+    if not getattr(original, PATCHED_FLAG, False):
+        setattr(owner, attr, wrap(original))
+        _announce(target)
+
+
 def _patch_trainer_v1(trainer_base: ModuleType) -> None:
     """Wrap PPOTrainer._compute_metrics of verl's v1 trainer."""
-    target = f"{TRAINER_V1}.PPOTrainer._compute_metrics"
-    v1 = getattr(getattr(trainer_base, "PPOTrainer", None), "_compute_metrics", None)
-    if v1 is None or list(inspect.signature(v1).parameters)[:3] != ["self", "batch", "metrics"]:
-        raise _reshaped(target, "add the reward's keys to the step metrics")
-    if not getattr(v1, PATCHED_FLAG, False):
-        trainer_base.PPOTrainer._compute_metrics = _with_v1_reward_extra(v1)
-        _announce(f"{target} (reward keys in step metrics)")
+    _wrap_attr(getattr(trainer_base, "PPOTrainer", None), f"{TRAINER_V1}.PPOTrainer._compute_metrics",
+               "_compute_metrics", _with_v1_reward_extra, "add the reward's keys to the step metrics",
+               ["self", "batch", "metrics"])  # fmt: skip
 
 
 def patch_reward_step_metrics() -> None:
@@ -249,24 +255,14 @@ def _with_error_surfacing(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _patch_agent_loop_tq(agent_loop_tq: ModuleType) -> None:
     """Wrap _settle_session_tasks (a module global that verl's agent loop looks up at call time)."""
-    target = f"{AGENT_LOOP_TQ}._settle_session_tasks"
-    settle = getattr(agent_loop_tq, "_settle_session_tasks", None)
-    if settle is None or list(inspect.signature(settle).parameters) != ["tasks"]:
-        raise _reshaped(target, "surface rollout errors")
-    if not getattr(settle, PATCHED_FLAG, False):
-        agent_loop_tq._settle_session_tasks = _with_error_record(settle)
-        _announce(f"{target} (rollout errors recorded)")
+    _wrap_attr(agent_loop_tq, f"{AGENT_LOOP_TQ}._settle_session_tasks", "_settle_session_tasks",
+               _with_error_record, "surface rollout errors", ["tasks"])  # fmt: skip
 
 
 def _patch_replay_buffer(replay_buffer: ModuleType) -> None:
     """Wrap ReplayBuffer.sample, the sync buffer that raises "no materializable trajectories"."""
-    target = f"{REPLAY_BUFFER}.ReplayBuffer.sample"
-    sample = getattr(getattr(replay_buffer, "ReplayBuffer", None), "sample", None)
-    if sample is None:
-        raise _reshaped(target, "surface rollout errors")
-    if not getattr(sample, PATCHED_FLAG, False):
-        replay_buffer.ReplayBuffer.sample = _with_error_surfacing(sample)
-        _announce(f"{target} (the real rollout error is raised)")
+    _wrap_attr(getattr(replay_buffer, "ReplayBuffer", None), f"{REPLAY_BUFFER}.ReplayBuffer.sample", "sample",
+               _with_error_surfacing, "surface rollout errors", None)  # fmt: skip
 
 
 def patch_rollout_error_surfacing() -> None:
