@@ -20,7 +20,7 @@ right after its module's first import (or at once if already imported); every wr
    traceback) in a named Ray actor of the job, and `verl.trainer.ppo.v1.replay_buffer.ReplayBuffer.sample`
    re-raises verl's RuntimeError as `RolloutFailedError` carrying the first recorded error.
 
-`tests/rl/test_patches.py` fails loudly if a verl upgrade renames or reshapes any target.
+`tests/rl/test_verl_patches.py` fails loudly if a verl upgrade renames or reshapes any target.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
   the plug-in's wrapper makes it "cpu:gloo";
 - a GenRM replica in verl's reward pool and the policy's rollout get different server actor names.
 
-(The reward keys in step metrics and the surfaced rollout error are platform-independent: tests/rl/test_patches.py.)
+(The reward keys in step metrics and the surfaced rollout error are platform-independent: tests/rl/test_verl_patches.py.)
 """
 
 from __future__ import annotations
