@@ -266,7 +266,7 @@ class Chain:
         self.report["results"].setdefault("eval", {})[name] = res
         return url, res
 
-    def policy(self, name: str, judge_url: str, base: Path, extra: list[str]) -> Path:
+    def policy(self, name: str, judge_url: str, base: Path, extra: list[str], relative: bool = False) -> Path:
         """Policy GRPO rewarded by the GenRM server; GenRM reward and gold-rule rate per step."""
         ckpt, dumps = self.out / "ckpt" / name, self.out / "rollouts" / name
         n = self.p.policy_steps
@@ -287,7 +287,7 @@ class Chain:
         gold = curves.trend(curves.curve(per_step, "gold_rate"))
         self.report["results"].setdefault("policy", {})[name] = {
             "per_step": per_step, "reward_trend": reward, "gold_trend": gold,
-            "verdict": hacking_verdict(reward, gold, relative="GroupWinRate" in " ".join(extra)),
+            "verdict": hacking_verdict(reward, gold, relative=relative),
         }  # fmt: skip
         return self.merge(name, ckpt)
 
@@ -391,9 +391,18 @@ def run_chain(out: Path, preset_name: str, reuse: bool = False) -> dict[str, Any
             policy = chain.stage(
                 "policy_vs_reference", chain.policy, "policy_vs_reference", judge_url, d["base"], []
             )
-            chain.stage("policy_group_winrate", chain.policy, "policy_group_winrate", judge_url, d["base"],
-                        ["reward.reward_manager.name=GroupWinRateRewardManager",
-                         "+reward.custom_reward_function.reward_kwargs.group.scheme=round_robin"])  # fmt: skip
+            chain.stage(
+                "policy_group_winrate",
+                chain.policy,
+                "policy_group_winrate",
+                judge_url,
+                d["base"],
+                [
+                    "reward.reward_manager.name=GroupWinRateRewardManager",
+                    "+reward.custom_reward_function.reward_kwargs.group.scheme=round_robin",
+                ],
+                True,  # relative: a group win rate averages 0.5, so only the gold rate can show learning
+            )
             chain.stage("bon", chain.bon, policy or d["base"], judge_url)
     finally:
         chain.stop_servers()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -23,9 +22,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from PIL import Image
-from test_train_genrm_cpu import step_metrics  # same directory: verl's console-logger parser
 
+from omni_rl.learn.curves import step_metrics
 from omni_rl.testing.proxy import RecordingProxy
+from omni_rl.testing.verl_env import recipe_env
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 2
@@ -69,14 +69,12 @@ def test_vl_policy_grpo_rewarded_by_vl_genrm_server(
     policy_parquet: Path, tiny_vl_model: Path, vl_server, real_media: Path, tmp_path: Path
 ) -> None:
     """Two GRPO steps; every response judged (both orders) by the real VL server with its prompt's image."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
-    env.update(
-        PROFILE="cpu_tiny_vl_policy",
+    env = recipe_env(
+        "cpu_tiny_vl_policy",
         RM="external",
         JUDGE_MODEL=vl_server.served_model_name,
-        PYTHON=sys.executable,
+        OMNI_RL_CPU_TRACE=str(tmp_path / "trace"),
     )
-    env.update(HF_HUB_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0", OMNI_RL_CPU_TRACE=str(tmp_path / "trace"))
     with RecordingProxy(upstream=vl_server.base_url.removesuffix("/v1")) as proxy:
         env["JUDGE_URL"] = proxy.base_url
         cmd = ["bash", "recipes/align_policy.sh", f"data.train_files={policy_parquet}"]

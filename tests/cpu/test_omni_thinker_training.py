@@ -35,6 +35,7 @@ from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoTokenizer
 
 from omni_rl.testing.tiny_models import build_omni_processor
+from omni_rl.testing.verl_env import recipe_env
 
 
 @pytest.fixture(scope="module")
@@ -138,12 +139,10 @@ def test_thinker_trains_on_text_through_verl_main_ppo(
     """What does work: the thinker-only checkpoint is a GenRM backbone for *text* judge prompts —
     `PROFILE=cpu_tiny bash recipes/train_genrm.sh` runs two GRPO steps with verl's FSDP actor building
     Qwen2_5OmniThinkerForConditionalGeneration and `hf_cpu` serving the pushed weights (staleness 0)."""
-    import os
     import subprocess
     import sys
 
-    from test_train_genrm_cpu import step_metrics  # same directory: verl's console-logger parser
-
+    from omni_rl.learn.curves import step_metrics
     from omni_rl.rewards.genrm import compute_score_sync
 
     repo = Path(__file__).resolve().parents[2]
@@ -153,8 +152,7 @@ def test_thinker_trains_on_text_through_verl_main_ppo(
     prep = [sys.executable, "-m", "omni_rl.cli", "data", "prepare", "loader=hh_rlhf", "progress=false"]
     prep += [f"path={tmp_path / 'pairs.jsonl'}", f"out_dir={tmp_path}"]
     assert subprocess.run(prep, cwd=repo, capture_output=True, text=True, timeout=300).returncode == 0
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
-    env.update(PROFILE="cpu_tiny", PYTHON=sys.executable, HF_HUB_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0")
+    env = recipe_env("cpu_tiny")
     cmd = ["bash", "recipes/train_genrm.sh", f"data.train_files={tmp_path / 'train.parquet'}"]
     cmd += [
         f"actor_rollout_ref.model.path={omni_models['thinker']}",

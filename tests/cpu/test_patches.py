@@ -7,7 +7,6 @@ Everything runs in a child process: loading the plug-in sets verl's platform for
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ import textwrap
 import pytest
 
 from omni_rl.testing.servers import free_port
+from omni_rl.testing.verl_env import plugin_free_env
 
 PROBE = textwrap.dedent(
     """
@@ -68,8 +68,7 @@ UNPATCHED = textwrap.dedent(
 
 def _run(code: str, plugin: bool) -> str:
     """Run `code` in a fresh interpreter, with or without the plug-in loaded by verl."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
-    env.update(PROBE_PORT=str(free_port()), VERL_PLATFORM="cpu")
+    env = plugin_free_env(PROBE_PORT=str(free_port()), VERL_PLATFORM="cpu")
     if plugin:
         env["VERL_USE_EXTERNAL_MODULES"] = "omni_rl.cpu.plugin"
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)

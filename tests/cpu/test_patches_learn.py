@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -18,6 +17,7 @@ import textwrap
 import pytest
 
 from omni_rl.testing.servers import free_port
+from omni_rl.testing.verl_env import plugin_free_env
 
 SFT_INIT = textwrap.dedent(
     """
@@ -42,8 +42,7 @@ SFT_INIT = textwrap.dedent(
 
 
 def _run(code: str, plugin: bool = True, **env_extra: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
-    env.update(PROBE_PORT=str(free_port()), VERL_PLATFORM="cpu", **env_extra)
+    env = plugin_free_env(PROBE_PORT=str(free_port()), VERL_PLATFORM="cpu", **env_extra)
     if plugin:
         env["VERL_USE_EXTERNAL_MODULES"] = "omni_rl.cpu.plugin"
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)

@@ -17,8 +17,6 @@ What is proven, from verl's own outputs:
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import subprocess
 import sys
@@ -30,12 +28,13 @@ import pytest
 import torch
 import yaml
 
+from omni_rl.learn.curves import step_metrics
 from omni_rl.testing.servers import RayHead
+from omni_rl.testing.verl_env import recipe_env
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 2
 ROLLOUTS_PER_STEP = 2 * 2  # data.train_batch_size x rollout.n in the cpu_tiny profile
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 pytestmark = [pytest.mark.slow]
 
@@ -61,35 +60,6 @@ def _overrides(parquet: Path, model: Path, work: Path) -> list[str]:
         f"trainer.default_local_dir={work / 'ckpt'}",
         f"trainer.rollout_data_dir={work / 'rollouts'}",
     ]
-
-
-def _env() -> dict[str, str]:
-    """The caller's environment minus verl plug-in settings, so only the script decides them."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
-    env.update(PROFILE="cpu_tiny", PYTHON=sys.executable, HF_HUB_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0")
-    return env
-
-
-def step_metrics(log: str) -> dict[int, dict[str, float]]:
-    """verl's console logger lines `step:N - key:value - ...` as {N: {key: value}}."""
-    steps: dict[int, dict[str, float]] = {}
-    for line in ANSI.sub("", log).splitlines():
-        m = re.search(r"\bstep:(\d+) - (.*)$", line)
-        if not m:
-            continue
-        items = (kv.rsplit(":", 1) for kv in m.group(2).split(" - ") if ":" in kv)
-        steps[int(m.group(1))] = {k.strip(): float(v) for k, v in ((k, _unwrap(v)) for k, v in items) if v}
-    return steps
-
-
-def _unwrap(text: str) -> str:
-    """'np.int64(0)' -> '0' (verl prints some numpy scalars by repr); '' for anything non-numeric."""
-    text = re.sub(r"^np\.\w+\((.*)\)$", r"\1", text.strip())
-    try:
-        float(text)
-    except ValueError:
-        return ""
-    return text
 
 
 def _reward_kwargs() -> dict:
@@ -126,7 +96,7 @@ def check_run(log: str, work: Path, model: Path) -> dict[int, dict[str, float]]:
     merged = work / "hf"
     cmd = [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp"]
     cmd += ["--local_dir", str(actor), "--target_dir", str(merged)]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=_env())
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=recipe_env("cpu_tiny"))
     assert res.returncode == 0, res.stderr[-3000:]
     _assert_trained(model, merged)
     return metrics
@@ -145,7 +115,9 @@ def _assert_trained(start: Path, merged: Path) -> None:
 def test_cpu_profile_runs_verl_main_ppo(genrm_parquet: Path, tiny_text_model: Path, tmp_path: Path) -> None:
     """`PROFILE=cpu_tiny bash recipes/train_genrm.sh`: verl starts its own local Ray, trains, saves."""
     cmd = ["bash", "recipes/train_genrm.sh", *_overrides(genrm_parquet, tiny_text_model, tmp_path)]
-    res = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=1100)
+    res = subprocess.run(
+        cmd, cwd=REPO, env=recipe_env("cpu_tiny"), capture_output=True, text=True, timeout=1100
+    )
     log = res.stdout + res.stderr
     (tmp_path / "train.log").write_text(log)
     assert res.returncode == 0, log[-5000:]
@@ -194,7 +166,9 @@ def test_cpu_profile_via_ray_job_submit(genrm_parquet: Path, tiny_text_model: Pa
 def _submit(cmd: list[str], attempts: int = 12) -> subprocess.CompletedProcess:
     """`ray job submit`, retried while the new head's job agent is still starting (nothing was submitted)."""
     for _ in range(attempts):
-        res = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=1100)
+        res = subprocess.run(
+            cmd, cwd=REPO, env=recipe_env("cpu_tiny"), capture_output=True, text=True, timeout=1100
+        )
         if "No available agent to submit job" not in res.stdout + res.stderr:
             return res
         time.sleep(10)

@@ -17,7 +17,6 @@ What is proven, from verl's own outputs and the opt-in input trace (OMNI_RL_CPU_
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -26,7 +25,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_train_genrm_cpu import step_metrics  # same directory: verl's console-logger parser
+
+from omni_rl.learn.curves import step_metrics
+from omni_rl.testing.verl_env import recipe_env
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 2
@@ -58,10 +59,7 @@ def vl_parquet(real_fixtures: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def _env(trace: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
-    env.update(PROFILE="cpu_tiny_vl", PYTHON=sys.executable, HF_HUB_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0")
-    env["OMNI_RL_CPU_TRACE"] = str(trace)
-    return env
+    return recipe_env("cpu_tiny_vl", OMNI_RL_CPU_TRACE=str(trace))
 
 
 def _jsonl(path: Path) -> list[dict]:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ import textwrap
 import pytest
 
 from omni_rl.rl.patches import AGENT_LOOP_TQ, METRIC_UTILS, REPLAY_BUFFER, TRAINER_V1
+from omni_rl.testing.verl_env import plugin_free_env
 
 TARGETS = (METRIC_UTILS, TRAINER_V1, AGENT_LOOP_TQ, REPLAY_BUFFER)
 
@@ -68,8 +68,7 @@ GPU_JOB = (
 
 def _run(code: str, modules: str, platform: str | None = None, **env_extra: str) -> tuple[str, str]:
     """Run `code` in a fresh interpreter with only these verl plug-ins; (stdout, stderr)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
-    env.update(VERL_USE_EXTERNAL_MODULES=modules, RAY_USAGE_STATS_ENABLED="0", **env_extra)
+    env = plugin_free_env(VERL_USE_EXTERNAL_MODULES=modules, RAY_USAGE_STATS_ENABLED="0", **env_extra)
     if platform:
         env["VERL_PLATFORM"] = platform
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
