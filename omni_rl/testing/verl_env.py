@@ -7,7 +7,11 @@ and change which of our verl hooks load; every test that starts verl begins from
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from pathlib import Path
+
+from omni_rl.serving import REPO_ROOT
 
 
 def plugin_free_env(**extra: str) -> dict[str, str]:
@@ -26,3 +30,17 @@ def recipe_env(profile: str, **extra: str) -> dict[str, str]:
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     return plugin_free_env(**{**base, **extra})
+
+
+def run_recipe(script: str, env: dict[str, str], work: Path, data: Path, model: Path, *extra: str) -> str:
+    """Run `recipes/<script>` on one test's data and model with its checkpoints and rollout dumps under `work`.
+
+    Returns the combined log (also saved as work/train.log); a non-zero exit fails with the log's tail.
+    """
+    cmd = ["bash", f"recipes/{script}", f"data.train_files={data}", f"actor_rollout_ref.model.path={model}",
+           f"trainer.default_local_dir={work / 'ckpt'}", f"trainer.rollout_data_dir={work / 'rollouts'}", *extra]  # fmt: skip
+    res = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1100)
+    log = res.stdout + res.stderr
+    (work / "train.log").write_text(log)
+    assert res.returncode == 0, log[-5000:]
+    return log

@@ -25,7 +25,7 @@ from PIL import Image
 
 from omni_rl.learn.curves import step_metrics
 from omni_rl.testing.proxy import RecordingProxy
-from omni_rl.testing.verl_env import recipe_env
+from omni_rl.testing.verl_env import recipe_env, run_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 2
@@ -77,17 +77,8 @@ def test_vl_policy_grpo_rewarded_by_vl_genrm_server(
     )
     with RecordingProxy(upstream=vl_server.base_url.removesuffix("/v1")) as proxy:
         env["JUDGE_URL"] = proxy.base_url
-        cmd = ["bash", "recipes/align_policy.sh", f"data.train_files={policy_parquet}"]
-        cmd += [
-            f"actor_rollout_ref.model.path={tiny_vl_model}",
-            f"trainer.rollout_data_dir={tmp_path / 'rollouts'}",
-        ]
-        cmd += [f"trainer.default_local_dir={tmp_path / 'ckpt'}"]
-        res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1100)
+        log = run_recipe("align_policy.sh", env, tmp_path, policy_parquet, tiny_vl_model)
         forwarded = _forwarded_sizes(proxy)
-    log = res.stdout + res.stderr
-    (tmp_path / "train.log").write_text(log)
-    assert res.returncode == 0, log[-5000:]
     assert "Error in _run_prompt" not in log and "synthetic padding" not in log, "a sample was dropped"
     metrics = step_metrics(log)
     assert sorted(metrics) == list(range(1, STEPS + 1)), f"steps logged: {sorted(metrics)}"

@@ -35,7 +35,7 @@ from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoTokenizer
 
 from omni_rl.testing.tiny_models import build_omni_processor
-from omni_rl.testing.verl_env import recipe_env
+from omni_rl.testing.verl_env import recipe_env, run_recipe
 
 
 @pytest.fixture(scope="module")
@@ -153,15 +153,7 @@ def test_thinker_trains_on_text_through_verl_main_ppo(
     prep += [f"path={tmp_path / 'pairs.jsonl'}", f"out_dir={tmp_path}"]
     assert subprocess.run(prep, cwd=repo, capture_output=True, text=True, timeout=300).returncode == 0
     env = recipe_env("cpu_tiny")
-    cmd = ["bash", "recipes/train_genrm.sh", f"data.train_files={tmp_path / 'train.parquet'}"]
-    cmd += [
-        f"actor_rollout_ref.model.path={omni_models['thinker']}",
-        f"trainer.default_local_dir={tmp_path / 'ckpt'}",
-    ]
-    cmd += [f"trainer.rollout_data_dir={tmp_path / 'rollouts'}"]
-    res = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=1100)
-    log = res.stdout + res.stderr
-    assert res.returncode == 0, log[-5000:]
+    log = run_recipe("train_genrm.sh", env, tmp_path, tmp_path / "train.parquet", omni_models["thinker"])
     assert "Qwen2_5OmniThinkerForConditionalGeneration contains" in log  # the actor verl built
     metrics = step_metrics(log)
     assert sorted(metrics) == [1, 2]

@@ -27,7 +27,7 @@ import torch
 import yaml
 
 from omni_rl.learn.curves import step_metrics
-from omni_rl.testing.verl_env import recipe_env
+from omni_rl.testing.verl_env import recipe_env, run_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 2
@@ -139,13 +139,7 @@ def test_cpu_vl_profile_trains_on_real_images_and_video(
 ) -> None:
     """`PROFILE=cpu_tiny_vl bash recipes/train_genrm.sh`: two GRPO steps with vision inputs on both sides."""
     env = _env(tmp_path / "trace")
-    cmd = ["bash", "recipes/train_genrm.sh", f"data.train_files={vl_parquet}"]
-    cmd += [f"actor_rollout_ref.model.path={tiny_vl_model}", f"trainer.default_local_dir={tmp_path / 'ckpt'}"]
-    cmd += [f"trainer.rollout_data_dir={tmp_path / 'rollouts'}"]
-    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1100)
-    log = res.stdout + res.stderr
-    (tmp_path / "train.log").write_text(log)
-    assert res.returncode == 0, log[-5000:]
+    log = run_recipe("train_genrm.sh", env, tmp_path, vl_parquet, tiny_vl_model)
     assert "Error in _run_prompt" not in log and "synthetic padding" not in log, "a sample was dropped"
     metrics = step_metrics(log)
     assert sorted(metrics) == list(range(1, STEPS + 1)), f"steps logged: {sorted(metrics)}"
