@@ -30,6 +30,12 @@ def test_tie_is_part_of_the_choice_distribution() -> None:
     assert cp.probs["A"] + 0.5 * cp.probs["tie"] == pytest.approx(0.505)
 
 
+def test_float32_logprobs_summing_above_one_give_a_mass_of_one() -> None:
+    text, toks = _answer({"A": 8e-9, "B": -30.0, "tie": -30.0}, chosen="A")  # vLLM's float32 rounding, seen in CI
+    cp = choice_probs(text, toks, ("A", "B", "tie"))
+    assert cp is not None and cp.mass == 1.0 and cp.probs["A"] == pytest.approx(1.0)
+
+
 def test_tie_token_split_into_a_prefix_still_counts() -> None:
     _, toks = _answer({"ti": math.log(0.6), "A": math.log(0.3), "B": math.log(0.1)}, chosen="ti")
     toks[1] = TokenLogprob("ti", math.log(0.6), toks[1].top)
