@@ -44,12 +44,18 @@ def _ids(encoded: Any) -> list[int]:
 
 
 def verdict_accuracy(
-    model_dir: str | Path, pairs_jsonl: str | Path, template: str | None = None
+    model_dir: str | Path,
+    pairs_jsonl: str | Path,
+    template: str | None = None,
+    samples: int = 8,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Held-out accuracy of the greedy verdict token in both A/B orders, in seconds and without a server.
+    """Held-out accuracy of the decoded, strictly parsed verdict in both A/B orders, without a server.
 
-    The first token after `<think>` decides the trace (`A`, `B`, or `t` of "the same"), so its argmax is
-    the verdict greedy decoding commits to: a quick read of where a checkpoint stands between chain stages.
+    Greedy traces give `accuracy` (what `omni-rl eval` serves at temperature 0); `samples` traces per judgment
+    at temperature 1 give `sampled_accuracy` by gold label (what GenRM GRPO's groups see: a greedy 0.9 can
+    hide an unsure judge). Whole traces are decoded because GRPO may move the decision off the first token
+    (it learned to write "he same" for a tie); an unparsable trace counts as wrong, as `invalid`.
     """
     import json
 
@@ -59,31 +65,58 @@ def verdict_accuracy(
     from omni_rl.learn.synthetic import TEMPLATE, to_pair
     from omni_rl.prompts import render_judge_messages
 
-    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    think = tok.convert_tokens_to_ids("<think>")
-    first = {"A": "A", "B": "B", "tie": "t"}
-    cand = {k: tok.convert_tokens_to_ids(v) for k, v in first.items()}
-    counts = {"right": 0, "n": 0, "right_no_tie": 0, "n_no_tie": 0}
-    preds: dict[str, int] = {}
+    prompts, labels = [], []
     for line in Path(pairs_jsonl).read_text().splitlines():
         pair = to_pair(json.loads(line))
         for swap in (False, True):
             op = pair.ordered(swap)
             msgs = render_judge_messages(op, template or TEMPLATE).messages
-            ids = [*_ids(tok.apply_chat_template(msgs, tokenize=True, add_generation_prompt=True)), think]
-            with torch.no_grad():
-                logits = model(torch.tensor([ids])).logits[0, -1]
-            pred = max(cand, key=lambda k: logits[cand[k]].item())
-            preds[pred] = preds.get(pred, 0) + 1
-            counts["n"] += 1
-            counts["right"] += pred == op.label
-            if op.label != "tie":
-                counts["n_no_tie"] += 1
-                counts["right_no_tie"] += pred == op.label
+            prompts.append(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
+            labels.append(op.label)
+    torch.manual_seed(seed)
+    greedy = _decode_verdicts(model, tok, prompts, 1, do_sample=False)
+    sampled = _decode_verdicts(model, tok, prompts, samples, do_sample=True) if samples else []
+    preds: dict[str, int] = {}
+    for p in greedy:
+        preds[p] = preds.get(p, 0) + 1
+    decisive = [i for i, lab in enumerate(labels) if lab != "tie"]
+    by_label: dict[str, list[float]] = {}
+    for i, lab in enumerate(labels):
+        if sampled:
+            got = sampled[i * samples : (i + 1) * samples]
+            by_label.setdefault(lab, []).append(sum(g == lab for g in got) / samples)
     return {
-        "judgments": counts["n"],
-        "accuracy": counts["right"] / max(1, counts["n"]),
-        "accuracy_no_tie": counts["right_no_tie"] / max(1, counts["n_no_tie"]),
+        "judgments": len(labels),
+        "accuracy": sum(g == lab for g, lab in zip(greedy, labels, strict=True)) / max(1, len(labels)),
+        "accuracy_no_tie": sum(greedy[i] == labels[i] for i in decisive) / max(1, len(decisive)),
         "predictions": preds,
+        "sampled_accuracy": {k: round(sum(v) / len(v), 4) for k, v in sorted(by_label.items())},
+        "samples": samples,
     }
+
+
+def _decode_verdicts(model: Any, tok: Any, prompts: list[str], n: int, do_sample: bool) -> list[str]:
+    """Each trace parsed strictly, as the GenRM reward parses it; `invalid` when unparsable."""
+    from omni_rl.judge.parse import parse_verdict
+
+    return [
+        parse_verdict(t, "strict").verdict or "invalid" for t in decode(model, tok, prompts, n, do_sample)
+    ]
+
+
+def decode(
+    model: Any, tok: Any, prompts: list[str], n: int = 1, do_sample: bool = False, chunk: int = 32
+) -> list[str]:
+    """`n` traces per prompt (left-padded batches of `chunk` prompts), prompt by prompt in order."""
+    import torch
+
+    out: list[str] = []
+    for k in range(0, len(prompts), chunk):
+        enc = tok(prompts[k : k + chunk], return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            gen = model.generate(**enc, max_new_tokens=24, do_sample=do_sample, temperature=1.0 if do_sample else None,
+                                 top_p=1.0, top_k=None, num_return_sequences=n, pad_token_id=tok.pad_token_id)  # fmt: skip
+        out.extend(tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True))
+    return out

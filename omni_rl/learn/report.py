@@ -126,6 +126,8 @@ def _probe_line(what: str, probe: dict[str, Any] | None) -> list[str]:
     """The server-free held-out check (greedy verdict token, both orders) as one report paragraph."""
     if not probe:
         return []
-    return ["", f"{what}, greedy verdict token on the held-out pairs in both orders ({probe['judgments']} "
-            f"judgments, `omni_rl.learn.probe.verdict_accuracy`): accuracy {_f(probe['accuracy'])}, without ties "
-            f"{_f(probe['accuracy_no_tie'])}; predictions {probe['predictions']}."]  # fmt: skip
+    return ["", f"{what}, greedy traces on the held-out pairs in both orders ({probe['judgments']} judgments, "
+            f"strict parse, `omni_rl.learn.probe.verdict_accuracy`): accuracy {_f(probe['accuracy'])}, without ties "
+            f"{_f(probe['accuracy_no_tie'])}; predictions {probe['predictions']}; accuracy of "
+            f"{probe.get('samples', '?')} samples per judgment at temperature 1 (what GRPO's groups see), by gold "
+            f"label: {probe.get('sampled_accuracy', 'not measured')}."]  # fmt: skip

@@ -34,6 +34,9 @@ def test_quick_chain_learns_the_format_and_matches_labels(tmp_path: Path) -> Non
     loss = report["results"]["sft"]["loss_trend"]
     assert loss["last"] < loss["first"], loss  # verl's SFT trainer learned the traces
     assert report["results"]["sft"]["probe"]["rows"] > 0  # the merged SFT model scored on the verdict token
+    heldout = report["results"]["sft"]["probe_heldout"]  # greedy traces decoded and parsed without a server
+    invalid = heldout["predictions"].get("invalid", 0)
+    assert heldout["judgments"] == 24 and invalid < 12, heldout  # the format is learned
     steps = report["results"]["genrm_grpo"]["per_step"]
     assert len(steps) == 2
     assert any(m["valid_verdict_rate"] > 0 for m in steps.values()), steps
@@ -63,4 +66,6 @@ def test_verl_sft_learns_the_gold_rule_not_only_the_format(tmp_path: Path) -> No
     assert probe["verdict_token"] < 0.2 * floor["verdict_entropy_content_blind"], (probe, floor)
     heldout = report["results"]["sft"]["probe_heldout"]  # greedy verdict, both A/B orders, unseen pairs
     assert heldout["accuracy_no_tie"] >= 0.9 and heldout["accuracy"] >= 0.9, heldout
-    assert set(heldout["predictions"]) == {"A", "B", "tie"}  # not position-locked
+    preds = heldout["predictions"]
+    assert set(preds) - {"invalid"} == {"A", "B", "tie"}, preds  # not position-locked
+    assert preds.get("invalid", 0) <= 0.05 * heldout["judgments"], preds
