@@ -100,6 +100,7 @@ def write_markdown(report: dict[str, Any], out: Path) -> Path:
         for name, e in res["eval"].items():
             lines.append(f"| {name} | {_f(e['acc_no_ties'])} | {_f(e['acc_with_ties'])} | "
                          f"{_f(e['parse_failure_rate'])} | {_f(e['swap_consistency'])} | {e['judgments']} |")  # fmt: skip
+        lines += _grpo_gain(res["eval"])
     for name, p in res.get("policy", {}).items():
         lines += ["", f"## Policy GRPO: {name}", "", f"**{p['verdict']}** — GenRM reward "
                   f"{_f(p['reward_trend']['first'])} → {_f(p['reward_trend']['last'])}, gold rate "
@@ -120,6 +121,15 @@ def write_markdown(report: dict[str, Any], out: Path) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _grpo_gain(evals: dict[str, Any]) -> list[str]:
+    """What GenRM GRPO added over its SFT start, on the served eval (the issue's "SFT+GRPO above SFT")."""
+    if not {"sft", "sft_grpo"} <= set(evals):
+        return []
+    d = {k: evals["sft_grpo"][k] - evals["sft"][k] for k in ("acc_no_ties", "acc_with_ties")}
+    return ["", f"GenRM GRPO over its SFT start: {d['acc_no_ties']:+.3f} without ties, {d['acc_with_ties']:+.3f} "
+            "with ties."]  # fmt: skip
 
 
 def _probe_line(what: str, probe: dict[str, Any] | None) -> list[str]:
