@@ -57,10 +57,18 @@ def read_rollouts(folder: str | Path) -> dict[int, list[dict[str, Any]]]:
     return dict(sorted(out.items()))
 
 
+def split_padding(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """(real rows, count of verl's padding rows): verl pads a step whose failed groups it dropped with
+    score-0 rows (uid "pad..."), which would drag a step's mean reward down if averaged in."""
+    real = [r for r in rows if not str(r.get("uid", "")).startswith("pad")]
+    return real, len(rows) - len(real)
+
+
 def genrm_step(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Branch counts of the GenRM training reward over one step's rollouts (strict parse, as in training)."""
     from omni_rl.judge.parse import parse_verdict
 
+    rows, padding = split_padding(rows)
     n = len(rows) or 1
     valid = match = tie_match = wrong = 0
     for r in rows:
@@ -82,11 +90,13 @@ def genrm_step(rows: list[dict[str, Any]]) -> dict[str, float]:
         "format0_rate": (len(rows) - valid) / n,
         "mean_score": sum(float(r.get("score", 0.0)) for r in rows) / n,
         "score_std": _std([float(r.get("score", 0.0)) for r in rows]),
+        "padding_rows": float(padding),
     }
 
 
 def policy_step(rows: list[dict[str, Any]], gold: Callable[[str], bool]) -> dict[str, float]:
     """Mean GenRM reward and gold-rule satisfaction of one step's policy samples."""
+    rows, padding = split_padding(rows)
     n = len(rows) or 1
     scores = [float(r.get("score", 0.0)) for r in rows]
     return {
@@ -95,6 +105,7 @@ def policy_step(rows: list[dict[str, Any]], gold: Callable[[str], bool]) -> dict
         "reward_std": _std(scores),
         "gold_rate": sum(gold(r.get("output") or "") for r in rows) / n,
         "mean_chars": sum(len(r.get("output") or "") for r in rows) / n,
+        "padding_rows": float(padding),
     }
 
 

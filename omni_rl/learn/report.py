@@ -105,10 +105,11 @@ def write_markdown(report: dict[str, Any], out: Path) -> Path:
         lines += ["", f"## Policy GRPO: {name}", "", f"**{p['verdict']}** — GenRM reward "
                   f"{_f(p['reward_trend']['first'])} → {_f(p['reward_trend']['last'])}, gold rate "
                   f"{_f(p['gold_trend']['first'])} → {_f(p['gold_trend']['last'])}", "",
-                  "| step | GenRM reward | gold rate | judge failed | parse failed | judge calls |", "|---|---|---|---|---|---|"]  # fmt: skip
+                  "| step | GenRM reward | gold rate | judge failed | parse failed | judge calls | verl padding rows |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
         for s, m in sorted(_int_keys(p["per_step"]).items()):
             lines.append(f"| {s} | {_f(m['mean_reward'])} | {_f(m['gold_rate'])} | {_f(m.get('judge_failed'))} | "
-                         f"{_f(m.get('parse_failed'))} | {_f(m.get('judge_calls'))} |")  # fmt: skip
+                         f"{_f(m.get('parse_failed'))} | {_f(m.get('judge_calls'))} | {m.get('padding_rows', '?')} |")  # fmt: skip
     if "bon" in res:
         b = res["bon"]
         ns = sorted(int(n) for n in b["pick"])

@@ -18,7 +18,10 @@ right after its module's first import (or at once if already imported); every wr
    buffer selected terminal groups with no materializable trajectories" -- unrelated to the cause.
    `verl.trainer.ppo.v1.agent_loop_tq._settle_session_tasks` is wrapped to record each error (with its
    traceback) in a named Ray actor of the job, and `verl.trainer.ppo.v1.replay_buffer.ReplayBuffer.sample`
-   re-raises verl's RuntimeError as `RolloutFailedError` carrying the first recorded error.
+   re-raises verl's RuntimeError as `RolloutFailedError` carrying the first recorded error. When only some
+   groups fail, verl drops them and trains on the rest: a reward that raised `FailureBudgetExceeded` (its
+   "fail loudly past the limit") would only shrink the batch, so `sample` raises `RewardBudgetStop` then,
+   and warns with the running count for any other dropped group.
 
 `tests/rl/test_verl_patches.py` fails loudly if a verl upgrade renames or reshapes any target.
 """
@@ -169,11 +172,22 @@ def patch_reward_step_metrics() -> None:
 
 ERRORS_ACTOR = "omni_rl_rollout_errors"
 _HANDLES: dict[str, Any] = {}
+_WARNED = {"count": 0}  # agent-loop errors already warned about in this (trainer) process
 _NO_TRAJECTORIES = "no materializable trajectories"
+
+
+#: errors that must stop the job: verl drops a failed group and trains on the rest, which would turn the
+#: reward's "fail loudly past the limit" (a FailureBudgetExceeded, or a JudgeError under on_failure=raise)
+#: into a quietly smaller batch (seen in the learn chain: 11 of 64 groups dropped, exit 0)
+FATAL_MARKERS = ("FailureBudgetExceeded", "JudgeError")
 
 
 class RolloutFailedError(RuntimeError):
     """Every rollout of a step failed; the message carries the first error raised inside verl's agent loop."""
+
+
+class RewardBudgetStop(RolloutFailedError):
+    """The reward's judge failed past its limit inside verl's agent loop: the job stops instead of dropping groups."""
 
 
 class _ErrorLog:
@@ -181,15 +195,21 @@ class _ErrorLog:
 
     def __init__(self) -> None:
         self.errors: list[str] = []
+        self.fatal: list[str] = []
         self.count = 0
 
     def add(self, text: str) -> None:
         self.count += 1
         if len(self.errors) < 8:
             self.errors.append(text)
+        if any(m in text for m in FATAL_MARKERS) and len(self.fatal) < 2:
+            self.fatal.append(text)
 
     def get(self) -> tuple[int, list[str]]:
         return self.count, list(self.errors)
+
+    def get_fatal(self) -> tuple[int, list[str]]:
+        return self.count, list(self.fatal)
 
 
 def _error_log(create: bool) -> Any:
@@ -234,7 +254,7 @@ def _with_error_surfacing(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def sample(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return original(self, *args, **kwargs)
+            batch = original(self, *args, **kwargs)
         except RuntimeError as exc:
             if _NO_TRAJECTORIES not in str(exc):
                 raise
@@ -248,9 +268,31 @@ def _with_error_surfacing(original: Callable[..., Any]) -> Callable[..., Any]:
                 f"every rollout of this step failed inside verl's agent loop ({count} error(s) recorded); "
                 f"verl reported: {exc}\nThe first error (rollout or reward function):\n{errors[0]}"
             ) from exc
+        _stop_on_fatal_errors()
+        return batch
 
     setattr(sample, PATCHED_FLAG, True)
     return sample
+
+
+def _stop_on_fatal_errors() -> None:
+    """Raise RewardBudgetStop when a group failed on the reward's budget; warn once per new count otherwise."""
+    import ray
+
+    log = _error_log(create=False)
+    if log is None:
+        return
+    count, fatal = ray.get(log.get_fatal.remote())
+    if fatal:
+        raise RewardBudgetStop(
+            f"the reward's judge failed past its limit inside verl's agent loop ({count} agent-loop error(s) so "
+            "far: failure budget exceeded, or a judge error under on_failure=raise); verl would drop the failed "
+            "groups and train on the rest, so the job stops here. Fix the judge, or knowingly raise the budget "
+            f"(reward_kwargs.max_*_rate) or set on_failure=neutral.\nThe error:\n{fatal[0]}"
+        )
+    if count > _WARNED["count"]:
+        _WARNED["count"] = count
+        logger.warning("%d agent-loop error(s) so far: verl dropped those groups from their steps", count)
 
 
 def _patch_agent_loop_tq(agent_loop_tq: ModuleType) -> None:

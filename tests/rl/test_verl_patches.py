@@ -5,7 +5,8 @@
 - CPU job (`omni_rl.rl,omni_rl.cpu.plugin`, the order recipes/lib.sh builds): the "cpu" platform still resolves
   (an eager import of the trainer from omni_rl.rl broke it with "Unknown platform 'cpu'");
 - the behaviour: the reward's keys reach a training step's metrics; a reward-function error replaces verl's
-  unrelated "no materializable trajectories".
+  unrelated "no materializable trajectories"; a group that failed on the reward's failure budget stops the
+  job even though verl would train on the remaining groups.
 """
 
 from __future__ import annotations
@@ -208,3 +209,59 @@ def test_reward_error_is_what_the_user_reads() -> None:
     assert "no materializable trajectories" in message
     assert message.rstrip().endswith("reward_model.ground_truth must be 'A', 'B' or 'tie'"), message[-300:]
     assert "ValueError" in message
+
+
+BUDGET = textwrap.dedent(
+    """
+    import asyncio, json
+    import ray
+    import verl
+    from verl.trainer.ppo.v1 import agent_loop_tq
+    from omni_rl.judge.budget import FailureBudget
+    from omni_rl.rl.patches import RewardBudgetStop, _with_error_surfacing
+
+    ray.init(num_cpus=1, include_dashboard=False, namespace="probe")
+    budget = FailureBudget("policy reward judge", window=4, max_rates={"parse": 0.25}, min_outcomes=2)
+
+    async def judge_once(kind):
+        budget.record(kind, "lenient: answer missing")  # the real budget raises on the second unparsable call
+
+    async def group(kind):  # verl's own settling of one group's sessions, as _run_prompt calls it
+        return await agent_loop_tq._settle_session_tasks([asyncio.ensure_future(judge_once(kind))])
+
+    def verl_sample(self):  # the other groups of the step materialised: verl returns a (smaller) batch
+        return "batch"
+
+    sample = _with_error_surfacing(verl_sample)
+    out = {"first_group_errors": len(asyncio.run(group("parse")))}  # one unparsable call: within the budget
+    out["before"] = sample(None)
+    async def other_error():
+        raise ValueError("rollout: server closed the connection")
+    async def other_group():
+        return await agent_loop_tq._settle_session_tasks([asyncio.ensure_future(other_error())])
+    out["other_errors"] = len(asyncio.run(other_group()))
+    out["after_other"] = sample(None)  # a non-budget error: verl's drop stands, counted and warned
+    out["budget_errors"] = len(asyncio.run(group("parse")))
+    try:
+        sample(None)
+        out["stopped"] = None
+    except RewardBudgetStop as e:
+        out["stopped"] = str(e)
+    print("BUDGET" + json.dumps(out))
+    ray.shutdown()
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_group_failed_on_the_reward_budget_stops_the_job() -> None:
+    """verl drops a failed group and trains on the rest; a reward past its failure budget must stop instead."""
+    out, err = _run(BUDGET, "omni_rl.rl,omni_rl.cpu.plugin", platform="cpu")
+    res = json.loads(next(x for x in out.splitlines() if x.startswith("BUDGET"))[len("BUDGET") :])
+    assert res["first_group_errors"] == 0 and res["before"] == "batch"
+    assert res["other_errors"] == 1 and res["after_other"] == "batch"
+    assert "1 agent-loop error(s) so far: verl dropped those groups" in err
+    assert res["budget_errors"] == 1
+    stopped = res["stopped"]
+    assert stopped and "failure budget exceeded" in stopped and "FailureBudgetExceeded" in stopped, res
+    assert "2 of the last 2 judge calls were unparsable" in stopped, stopped[-600:]
