@@ -150,6 +150,7 @@ class Chain:
         from omni_rl.testing.servers import free_port
 
         port = free_port()
+        (self.out / "logs").mkdir(exist_ok=True)
         log = open(self.out / "logs" / f"serve_{name}.log", "w")  # noqa: SIM115 (lives with the server)
         cmd = [PY, "-m", "omni_rl.cli", "serve", f"model={model}", f"served_model_name={name}",
                f"port={port}", "max_model_len=1024", "dtype=float32"]  # fmt: skip
