@@ -53,10 +53,13 @@ def write_markdown(report: dict[str, Any], out: Path) -> Path:
     images = plots(report, out)
     res = report.get("results", {})
     lines = [f"# Does the chain learn? (preset `{report.get('preset')}`)", "",
-             f"Total {_f(report.get('total_seconds'), 0)} s. Sizes: `{report.get('sizes')}`", "",
+             f"Total {_f(report.get('total_seconds'), 0)} s this run (stages marked reused ran in an earlier run of "
+             f"this folder, `--reuse`). Sizes: `{report.get('sizes')}`", "",
              "| stage | status | seconds |", "|---|---|---|"]  # fmt: skip
     for name, st in report.get("stages", {}).items():
-        lines.append(f"| {name} | {st['status']} | {st['seconds']} |")
+        lines.append(
+            f"| {name} | {st['status']}{' (reused)' if st.get('reused') else ''} | {st['seconds']} |"
+        )
     for name, st in report.get("stages", {}).items():
         if st["status"] != "ok":
             lines += ["", f"**{name} failed:**", "```", st.get("error", "")[-1500:], "```"]
