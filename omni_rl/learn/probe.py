@@ -58,6 +58,7 @@ def verdict_accuracy(
     (it learned to write "he same" for a tie); an unparsable trace counts as wrong, as `invalid`.
     """
     import json
+    from collections import Counter
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -78,20 +79,16 @@ def verdict_accuracy(
     torch.manual_seed(seed)
     greedy = _decode_verdicts(model, tok, prompts, 1, do_sample=False)
     sampled = _decode_verdicts(model, tok, prompts, samples, do_sample=True) if samples else []
-    preds: dict[str, int] = {}
-    for p in greedy:
-        preds[p] = preds.get(p, 0) + 1
     decisive = [i for i, lab in enumerate(labels) if lab != "tie"]
     by_label: dict[str, list[float]] = {}
-    for i, lab in enumerate(labels):
-        if sampled:
-            got = sampled[i * samples : (i + 1) * samples]
-            by_label.setdefault(lab, []).append(sum(g == lab for g in got) / samples)
+    for i, lab in enumerate(labels if sampled else []):
+        got = sampled[i * samples : (i + 1) * samples]
+        by_label.setdefault(lab, []).append(sum(g == lab for g in got) / samples)
     return {
         "judgments": len(labels),
         "accuracy": sum(g == lab for g, lab in zip(greedy, labels, strict=True)) / max(1, len(labels)),
         "accuracy_no_tie": sum(greedy[i] == labels[i] for i in decisive) / max(1, len(decisive)),
-        "predictions": preds,
+        "predictions": dict(Counter(greedy)),
         "sampled_accuracy": {k: round(sum(v) / len(v), 4) for k, v in sorted(by_label.items())},
         "samples": samples,
     }

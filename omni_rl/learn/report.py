@@ -137,7 +137,7 @@ def _grpo_gain(evals: dict[str, Any]) -> list[str]:
 
 
 def _probe_line(what: str, probe: dict[str, Any] | None) -> list[str]:
-    """The server-free held-out check (greedy verdict token, both orders) as one report paragraph."""
+    """The server-free held-out check (greedy and sampled traces, both orders) as one report paragraph."""
     if not probe:
         return []
     return ["", f"{what}, greedy traces on the held-out pairs in both orders ({probe['judgments']} judgments, "

@@ -205,27 +205,26 @@ class _ErrorLog:
         if any(m in text for m in FATAL_MARKERS) and len(self.fatal) < 2:
             self.fatal.append(text)
 
-    def get(self) -> tuple[int, list[str]]:
-        return self.count, list(self.errors)
-
-    def get_fatal(self) -> tuple[int, list[str]]:
-        return self.count, list(self.fatal)
+    def get(self) -> tuple[int, list[str], list[str]]:
+        return self.count, list(self.errors), list(self.fatal)
 
 
 def _error_log(create: bool) -> Any:
     """The job's error-log actor (created on first error), or None when there is none."""
     import ray
 
-    if create:
-        if _HANDLES.get("log") is None:  # keep a handle: a named actor without one is garbage-collected
-            _HANDLES["log"] = (
-                ray.remote(_ErrorLog).options(name=ERRORS_ACTOR, get_if_exists=True, num_cpus=0).remote()
-            )
+    if _HANDLES.get("log") is not None:  # kept: a named actor without a handle is garbage-collected
         return _HANDLES["log"]
-    try:
-        return ray.get_actor(ERRORS_ACTOR)
-    except ValueError:
-        return None
+    if create:
+        _HANDLES["log"] = (
+            ray.remote(_ErrorLog).options(name=ERRORS_ACTOR, get_if_exists=True, num_cpus=0).remote()
+        )
+    else:  # the trainer asks every step; the actor appears with the first error in some agent-loop worker
+        try:
+            _HANDLES["log"] = ray.get_actor(ERRORS_ACTOR)
+        except ValueError:
+            return None
+    return _HANDLES["log"]
 
 
 def _with_error_record(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -261,7 +260,7 @@ def _with_error_surfacing(original: Callable[..., Any]) -> Callable[..., Any]:
             import ray
 
             log = _error_log(create=False)
-            count, errors = ray.get(log.get.remote()) if log is not None else (0, [])
+            count, errors, _ = ray.get(log.get.remote()) if log is not None else (0, [], [])
             if not errors:
                 raise
             raise RolloutFailedError(
@@ -282,7 +281,7 @@ def _stop_on_fatal_errors() -> None:
     log = _error_log(create=False)
     if log is None:
         return
-    count, fatal = ray.get(log.get_fatal.remote())
+    count, _, fatal = ray.get(log.get.remote())
     if fatal:
         raise RewardBudgetStop(
             f"the reward's judge failed past its limit inside verl's agent loop ({count} agent-loop error(s) so "
