@@ -68,8 +68,8 @@ class Preset:
 PRESETS = {
     "full": Preset(),
     # enough SFT for the format (valid verdicts ~0.85 after 32 steps), then two GRPO steps: valid verdicts,
-    # label matches, rewards that vary. Same train split as `full`, so `--sft-steps 400 --until sft` is the
-    # full preset's SFT (the slow test of the content: held-out accuracy >= 0.9)
+    # label matches, rewards that vary. Same train split as `full`, so `--sft-steps 400 --until sft` is SFT on
+    # the full preset's data run to the end (the slow test of the content: held-out accuracy >= 0.9)
     "quick": Preset(sft_steps=30, grpo_steps=2, policy_steps=1, n_heldout=12, n_policy=8,
                     bon_prompts=2, bon_n=2, stage_timeout_s=900, last_stage="genrm_grpo",
                     grpo_overrides=("data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=8")),

@@ -4,7 +4,8 @@
 
 It proves what a random model never reaches inside verl's trainer: the GenRM writes valid verdicts, the
 label-match branch of reward_fns/genrm.py fires, and the rewards of a step vary (so GRPO has advantages);
-and, with the full preset's SFT budget, that the judge learns the gold rule itself (held-out accuracy).
+and, with 400 SFT steps (the full preset stops at 275 to leave GRPO work), that the judge learns the gold
+rule itself (held-out accuracy).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def test_quick_chain_learns_the_format_and_matches_labels(tmp_path: Path) -> Non
 
 
 def test_verl_sft_learns_the_gold_rule_not_only_the_format(tmp_path: Path) -> None:
-    """The content: after the full preset's 400 SFT steps the merged judge answers the held-out pairs right."""
+    """The content: after 400 SFT steps on the full preset's data the merged judge answers held-out pairs right."""
     out = tmp_path / "learn"
     cmd = [sys.executable, "benchmarks/learn_chain.py", "--preset", "quick", "--sft-steps", "400",
            "--until", "sft", "--out", str(out)]  # fmt: skip
