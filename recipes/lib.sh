@@ -4,7 +4,8 @@
 # .venv of OMNI_RL_ROOT (the checkout that holds .venv, data/, .cache/, checkpoints/; under `ray job submit`
 # the job runs in an uploaded copy without them and scripts/ray_submit.sh sets it), then .venv of this
 # checkout, then python3 on PATH.
-# use_cpu_profile: a cpu_* profile loads omni_rl.cpu (VERL_PLATFORM=cpu, VERL_USE_EXTERNAL_MODULES).
+# use_cpu_profile: a cpu_* profile loads omni_rl.cpu (VERL_PLATFORM=cpu, VERL_USE_EXTERNAL_MODULES); gpu_hf loads
+# only the hf_cpu rollout plug-in.
 # preflight <config-name> "$@": omni_rl.utils.launch picks the attention implementation, logs the resume
 # decision (refusing another job's checkpoint), and under Ray makes the recipe's paths absolute. Its
 # overrides go before "$@", so the user's arguments still win.
@@ -24,11 +25,17 @@ PYTHON="${PYTHON:-$(omni_rl_python)}"
 PROFILE_ARGS=()
 if [[ -n "${PROFILE:-}" ]]; then PROFILE_ARGS=("+profile=[${PROFILE}]"); fi
 
+add_verl_module() {  # add_verl_module <module>: load it in every verl process (once)
+  [[ ",${VERL_USE_EXTERNAL_MODULES:-}," == *,"$1",* ]] ||
+    export VERL_USE_EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:+$VERL_USE_EXTERNAL_MODULES,}$1"
+}
+
 use_cpu_profile() {  # a cpu_* profile loads omni_rl.cpu in every verl process: CPU platform, gloo, hf_cpu
+  # gpu_hf (CUDA without vLLM): only the hf_cpu rollout, verl's platform stays CUDA
+  if [[ ",${PROFILE:-}," == *,gpu_hf,* ]]; then add_verl_module omni_rl.cpu.rollout_plugin; fi
   [[ ",${PROFILE:-}" == *,cpu_* ]] || return 0
   export VERL_PLATFORM=cpu
-  [[ ",${VERL_USE_EXTERNAL_MODULES:-}," == *,omni_rl.cpu.plugin,* ]] ||
-    export VERL_USE_EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:+$VERL_USE_EXTERNAL_MODULES,}omni_rl.cpu.plugin"
+  add_verl_module omni_rl.cpu.plugin
 }
 
 preflight() {

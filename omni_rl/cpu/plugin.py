@@ -32,32 +32,6 @@ def _register_engines() -> None:
         EngineRegistry.register(model_type=model_type, backend=["fsdp", "fsdp2"], device="cpu")(cls)
 
 
-def _load_replica() -> type:
-    """Lazy, like verl's own loaders: omni_rl.cpu.rollout imports verl, which imports this plug-in."""
-    from omni_rl.cpu.rollout import HFCpuReplica
-
-    return HFCpuReplica
-
-
-def _register_rollout() -> None:
-    """Make `rollout.name=hf_cpu` resolve on both sides: replica (public registry) and adapter."""
-    from verl.workers.rollout.replica import RolloutReplicaRegistry
-
-    from omni_rl.cpu import ROLLOUT_NAME
-    from omni_rl.cpu.patches import (
-        add_rollout_adapter,
-        patch_gloo_process_group,
-        patch_torchrun_process_group,
-    )
-    from omni_rl.rl import patches
-
-    RolloutReplicaRegistry.register(ROLLOUT_NAME, _load_replica)
-    add_rollout_adapter(ROLLOUT_NAME)
-    patch_gloo_process_group()
-    patch_torchrun_process_group()  # verl's SFT trainer under torchrun (recipes/sft_genrm.sh)
-    # Also installed by omni_rl.rl (every platform); idempotent and lazy, here for a plug-in list without it.
-    patches.install()  # reward keys in every training step; a reward-function error is what the user reads
-
-
 _register_engines()
-_register_rollout()
+# the hf_cpu rollout (replica + adapter) and the platform-independent patches: one module for CPU and GPU
+import omni_rl.cpu.rollout_plugin  # noqa: E402, F401
