@@ -341,6 +341,7 @@ def smoke(out: Path, target: Target, budget_s: float, port: int) -> dict[str, An
     previous = _trap_signals()
     try:
         d = prepare(out, budget)
+        report["inputs"] = {k: str(v) for k, v in d.items()}
         _genrm_stage(out, d, target, budget, report)
         if target.policy_profile is None:
             report["notes"].append(f"{target.name}: no vLLM here to serve the GenRM, so the policy job "

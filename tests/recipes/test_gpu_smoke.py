@@ -13,6 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
+
+from omni_rl.testing.verl_env import recipe_env
+from omni_rl.testing.verl_runs import check_merged, check_rollouts, check_steps
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -67,6 +71,37 @@ def test_rehearsal_rewards_are_the_judges_own(rehearsal: tuple[Path, subprocess.
     assert rows, "verl dumped no policy rollouts"
     scores = {round(r["score"], 6) for r in rows}
     assert len(scores) > 1, scores  # a constant (e.g. the neutral 0.5 of a failed judge) would be one value
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_rehearsal_genrm_job_is_scored_by_our_function_and_trains(
+    rehearsal: tuple[Path, subprocess.CompletedProcess], tmp_path: Path
+) -> None:
+    """The rehearsal's `PROFILE=cpu_tiny bash recipes/train_genrm.sh` (verl's own main_ppo, its own local Ray):
+
+    - both steps logged, with the reward's own keys (omni_rl.rl.patches) and fresh weights (staleness 0);
+    - every rollout of every step was scored by *our* function: verl's dump holds each response and verl's
+      score, and reward_fns/genrm.py recomputed on it gives the same score (the profile's length penalty makes
+      it response-dependent), whose mean is the step's logged `critic/score/mean`;
+    - the checkpoint merges with `python -m verl.model_merger` to an HF folder whose weights moved.
+    """
+    from omni_rl.rewards.genrm import compute_score_sync
+
+    out, _ = rehearsal
+    log = (out / "logs" / "genrm_grpo.log").read_text()
+    metrics = check_steps(log, gpu_smoke.STEPS, ("reward_extra/format/mean",))
+    prof = yaml.safe_load((REPO / "recipes/config/profile/cpu_tiny.yaml").read_text())
+    kwargs = prof["reward"]["custom_reward_function"]["reward_kwargs"]
+    per_step = prof["data"]["train_batch_size"] * prof["actor_rollout_ref"]["rollout"]["n"]
+
+    def ours(output: str, gts: str) -> float:
+        return compute_score_sync("synthetic_words", output, gts, extra_info={}, **kwargs)["score"]
+
+    check_rollouts(metrics, out / "rollouts" / "genrm", per_step, ours)
+    actor = out / "ckpt" / "genrm" / f"global_step_{gpu_smoke.STEPS}" / "actor"
+    base = Path(json.loads((out / "report.json").read_text())["inputs"]["base"])
+    check_merged(actor, base, tmp_path / "hf", recipe_env("cpu_tiny"))
 
 
 def test_gpu_smoke_refuses_without_cuda(tmp_path: Path) -> None:

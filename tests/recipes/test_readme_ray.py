@@ -2,7 +2,12 @@
 on a copy of the checkout: a real Ray head on loopback, `scripts/ray_submit.sh`, verl's trainer (PROFILE=cpu_tiny)
 inside the Ray job, checkpoints in the checkout. Only the ports are added to `ray start` (this machine is shared,
 so the defaults may be taken) and the head is stopped by its own processes instead of `ray stop` (which would
-stop every Ray cluster on the machine)."""
+stop every Ray cluster on the machine).
+
+It is also the suite's run of verl's main_ppo inside a Ray job (the former `test_cpu_profile_via_ray_job_submit`
+ran the same job a second time): from the job's own log, both steps and their reward keys, rollouts from the
+freshly pushed weights, and a checkpoint that merges to an HF model whose weights moved. That every rollout was
+scored by our function is proven on the local route (tests/recipes/test_gpu_smoke.py, the dress rehearsal)."""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from omni_rl.testing.servers import RayHead, free_port
+from omni_rl.testing.verl_env import recipe_env
+from omni_rl.testing.verl_runs import check_merged, check_steps
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,3 +96,7 @@ def test_readme_ray_cluster_route_runs_as_written(tmp_path: Path) -> None:
     assert (ckpt / "omni_rl_job.json").exists()
     assert (home / ".ray" / "auth_token").exists()  # token auth on, as the README says
     assert "resume: no checkpoint in" in out and "-> training from scratch" in out
+    # verl's trainer inside the Ray job: steps, our reward's keys, fresh weights, a checkpoint that trained
+    check_steps(out, 2, ("reward_extra/format/mean",))
+    model = copy / ".cache" / "tiny-models" / "tiny-qwen2"
+    check_merged(ckpt / "global_step_2" / "actor", model, tmp_path / "hf", recipe_env("cpu_tiny"))
