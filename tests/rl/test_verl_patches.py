@@ -118,9 +118,17 @@ CPU_JOB = (
 )
 
 
-def test_cpu_plugin_after_omni_rl_rl_still_resolves_the_cpu_platform() -> None:
+@pytest.fixture(scope="module")
+def cpu_child() -> tuple[str, str]:
+    """One fresh interpreter with the recipes' CPU plug-in list runs the CPU-order probe, then the step-metrics
+    probe, then the error-surfacing probe, in that order (each prints its own tagged line): one verl import
+    instead of three. The CPU-order probe runs first, so its "before" still sees a fresh `import verl`."""
+    return _run(CPU_JOB + STEP_METRICS + SURFACE, "omni_rl.rl,omni_rl.cpu.plugin", platform="cpu")
+
+
+def test_cpu_plugin_after_omni_rl_rl_still_resolves_the_cpu_platform(cpu_child: tuple[str, str]) -> None:
     """The recipes' CPU order: the platform is "cpu", and the patches are installed exactly once."""
-    out, err = _run(CPU_JOB, "omni_rl.rl,omni_rl.cpu.plugin", platform="cpu")
+    out, err = cpu_child
     probe = _probe(out)
     assert probe["before"] == {"platform": "PlatformCPU", "device": "cpu"}
     after = probe["after"]
@@ -158,9 +166,9 @@ STEP_METRICS = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_reward_keys_reach_training_step_metrics() -> None:
+def test_reward_keys_reach_training_step_metrics(cpu_child: tuple[str, str]) -> None:
     """The trainer's own compute_data_metrics (as ray_trainer calls it) carries the reward's numeric keys."""
-    out, _ = _run(STEP_METRICS, "omni_rl.rl,omni_rl.cpu.plugin", platform="cpu")
+    out, _ = cpu_child
     line = next(x for x in out.splitlines() if x.startswith("METRICS"))
     metrics = json.loads(line[len("METRICS") :])
     assert metrics == {
@@ -201,9 +209,9 @@ SURFACE = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_reward_error_is_what_the_user_reads() -> None:
+def test_reward_error_is_what_the_user_reads(cpu_child: tuple[str, str]) -> None:
     """A reward-function error in verl's agent loop replaces verl's unrelated 'no materializable trajectories'."""
-    out, _ = _run(SURFACE, "omni_rl.rl,omni_rl.cpu.plugin", platform="cpu")
+    out, _ = cpu_child
     n_errors, message, patched = json.loads(next(x for x in out.splitlines() if x.startswith("SURFACE"))[7:])
     assert n_errors == 1 and patched
     assert "no materializable trajectories" in message
