@@ -20,7 +20,16 @@ SDPA = "sdpa"
 
 
 def _cuda_available() -> bool:
-    """True when torch sees a CUDA device (False when torch itself is missing)."""
+    """True when torch sees a CUDA device (False when torch itself is missing).
+
+    Without an NVIDIA device node or `nvidia-smi` there is no CUDA device to see, and every recipe launch
+    would otherwise pay ~2 s importing torch just to learn that.
+    """
+    import glob
+    import shutil
+
+    if not glob.glob("/dev/nvidia[0-9]*") and shutil.which("nvidia-smi") is None:
+        return False
     try:
         import torch
     except ImportError:

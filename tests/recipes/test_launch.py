@@ -184,3 +184,24 @@ def test_relative_paths_become_absolute_under_a_ray_job_copy(tmp_path: Path) -> 
     assert (
         proc.returncode == 3 and f"pass data.train_files={root}/data/genrm_cpu/train.parquet" in proc.stderr
     )
+
+
+def test_preflight_composes_without_importing_verl_or_torch() -> None:
+    """Every launch pays the pre-flight: verl's yaml is read by path (no `import verl`), with the same result."""
+    from omni_rl.rl.recipe import compose as recipe_compose
+
+    overrides = ["+profile=[cpu_tiny]", "trainer.total_training_steps=3"]
+    ours = compose(REPO / "recipes" / "config", "genrm_grpo", overrides)
+    hydra_pkg = recipe_compose(
+        REPO / "recipes" / "config", "genrm_grpo", overrides
+    )  # pkg://verl.trainer.config
+    assert ours == hydra_pkg and ours.trainer.total_training_steps == 3
+    code = (
+        "import sys; from omni_rl.utils import launch; "
+        f"rc = launch.main(['--config-dir', {str(REPO / 'recipes' / 'config')!r}, '--config-name', 'genrm_grpo', "
+        "'--', '+profile=[cpu_tiny]', '--cfg', 'job']); "
+        "print('IMPORTED', sorted(m for m in ('verl', 'torch', 'ray') if m in sys.modules)); sys.exit(rc)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "IMPORTED []" in res.stdout and "attention: sdpa" in res.stderr

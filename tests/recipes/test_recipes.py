@@ -67,7 +67,9 @@ def test_train_recipe_composes_cleanly_with_verl(case: str) -> None:
     assert (reward.path, reward.name) == ("reward_fns/genrm.py", "compute_score")
     assert cfg.custom_reward_function.path is None  # the legacy top-level key stays unset
     actor, rollout = cfg.actor_rollout_ref.actor, cfg.actor_rollout_ref.rollout
-    if "cpu_tiny" not in case:  # the CPU profile swaps the rollout and drops the reference model on purpose
+    if "gpu_hf" in case:  # CUDA without vLLM: only the rollout is ours, verl stays on the GPU
+        assert (rollout.name, cfg.trainer.device, actor.use_kl_loss) == ("hf_cpu", "cuda", True)
+    elif "cpu_tiny" not in case:  # the CPU profile swaps the rollout and drops the reference model on purpose
         assert (rollout.name, actor.optim.lr) == ("vllm", 1e-6)
         assert (actor.use_kl_loss, actor.kl_loss_type) == (True, "low_var_kl")
     assert cfg.data.image_key == "images"
