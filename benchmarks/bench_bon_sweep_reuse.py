@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from omni_rl.api import RewardModel, RMConfig
-from omni_rl.bon.strategies import select
+from omni_rl.rm.strategies import select
 
 HH = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real" / "hh_rlhf_pairs.jsonl"
 VERDICTS = [f"<think>ok</think><answer>{v}</answer>" for v in ("A", "B", "tie")]

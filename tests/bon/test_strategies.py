@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omni_rl.bon.strategies import (
+from omni_rl.rm.strategies import (
     CachedPairJudge,
     CachedPointJudge,
     Judgment,
