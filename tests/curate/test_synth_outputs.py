@@ -8,11 +8,17 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from omni_rl.curate.synth_calls import presumed_pair
-from omni_rl.curate.synth_inputs import SynthPrompt
-from omni_rl.curate.synth_outputs import PairOutcome, reject_lines, sft_rows, write_pairs, write_sft
-from omni_rl.curate.synth_rules import Decision
-from omni_rl.curate.synth_stats import agreement
+from omni_rl.curate.synth.calls import presumed_pair
+from omni_rl.curate.synth.config import SynthPrompt
+from omni_rl.curate.synth.outputs import (
+    PairOutcome,
+    agreement,
+    reject_lines,
+    sft_rows,
+    write_pairs,
+    write_sft,
+)
+from omni_rl.curate.synth.rules import Decision
 from omni_rl.data.loaders import load_pairs
 from omni_rl.data.schema import Media, placeholder_counts
 
