@@ -25,7 +25,7 @@ from omni_rl.curate.synth.calls import (
     teacher_pipeline,
 )
 from omni_rl.curate.synth.config import SynthConfig, SynthPrompt, check_config, load_prompts, pair_names
-from omni_rl.curate.synth.outputs import PairOutcome
+from omni_rl.curate.synth.outputs import SynthPair
 from omni_rl.curate.synth.rules import decide
 from omni_rl.judge.budget import FailureBudget, FailureBudgetExceeded
 from omni_rl.utils.aio import gather_or_cancel
@@ -43,9 +43,9 @@ def teacher_budget(cfg: SynthConfig) -> FailureBudget:
     )  # fmt: skip
 
 
-def form_pair(p: SynthPrompt, names: tuple[str, str], gens: dict[str, dict[str, Any]]) -> PairOutcome:
+def form_pair(p: SynthPrompt, names: tuple[str, str], gens: dict[str, dict[str, Any]]) -> SynthPair:
     """A presumed pair from two candidate answers, or the reason there is none."""
-    out = PairOutcome(prompt=p, names=names)
+    out = SynthPair(prompt=p, names=names)
     a, b = (gens.get(n) or {} for n in names)
     if not (a.get("ok") and b.get("ok")):
         out.skip = "candidate_failed"
@@ -91,7 +91,7 @@ class _Runner:
         self.progress.advance(self.tasks[step])
         return rec
 
-    async def prompt(self, p: SynthPrompt) -> list[PairOutcome]:
+    async def prompt(self, p: SynthPrompt) -> list[SynthPair]:
         """Every candidate answers, then every pair is judged in both orders."""
         async with self.prompts:
             names = list(self.cfg.candidates)
@@ -110,7 +110,7 @@ class _Runner:
             "generate", self.gens, gen_key(p, name, c), lambda: generate(self.clients[name], p, name, c)
         )
 
-    async def _judge(self, o: PairOutcome) -> None:
+    async def _judge(self, o: SynthPair) -> None:
         """Both orders of one pair, then the rules."""
         assert o.pair is not None
         keys = [judge_key(o.pair, order, self.teacher_id) for order in ORDERS]
@@ -123,7 +123,7 @@ class _Runner:
         texts = {"chosen": o.pair.chosen.text, "rejected": o.pair.rejected.text}
         o.decision = decide(o.judgements["AB"], o.judgements["BA"], texts, self.cfg.rules)
 
-    async def run(self, prompts: list[SynthPrompt]) -> list[PairOutcome]:
+    async def run(self, prompts: list[SynthPrompt]) -> list[SynthPair]:
         """All prompts (bounded by `concurrency`); on any error the rest is cancelled, stores closed."""
         self.progress.update(self.tasks["generate"], total=len(prompts) * len(self.cfg.candidates))
         self.progress.update(self.tasks["judge"], total=len(prompts) * len(self.names) * len(ORDERS))

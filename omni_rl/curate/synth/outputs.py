@@ -36,7 +36,7 @@ _SFT_MEDIA = ("images", "videos")  # verl's SFT dataset reads these two; audio r
 
 
 @dataclass
-class PairOutcome:
+class SynthPair:
     """One candidate pair of one prompt: the presumed pair (or why none), its judgements and decision."""
 
     prompt: SynthPrompt
@@ -58,7 +58,7 @@ def relative_media(media: Media, root: Path) -> Media:
     return Media(*([rel(p) for p in getattr(media, k)] for k in ("images", "videos", "audios")))
 
 
-def final_pair(o: PairOutcome, media_root: Path, teacher_model: str) -> PreferencePair:
+def final_pair(o: SynthPair, media_root: Path, teacher_model: str) -> PreferencePair:
     """The output pair: chosen/rejected as the teacher decided, provenance in meta."""
     assert o.pair is not None and o.decision is not None
     flipped = o.decision.action == "flip"
@@ -76,18 +76,18 @@ def final_pair(o: PairOutcome, media_root: Path, teacher_model: str) -> Preferen
     )  # fmt: skip
 
 
-def write_pairs(outcomes: list[PairOutcome], path: Path, media_root: Path, teacher_model: str) -> int:
+def write_pairs(outcomes: list[SynthPair], path: Path, media_root: Path, teacher_model: str) -> int:
     """pairs.jsonl (rewritten whole, atomically); returns the number of pairs."""
     kept = [final_pair(o, media_root, teacher_model) for o in outcomes if _kept(o)]
     _write_atomic(path, "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in kept))
     return len(kept)
 
 
-def _kept(o: PairOutcome) -> bool:
+def _kept(o: SynthPair) -> bool:
     return o.decision is not None and o.decision.action in ("keep", "flip")
 
 
-def sft_rows(outcomes: list[PairOutcome], template: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def sft_rows(outcomes: list[SynthPair], template: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """One verl SFT row per strictly formatted trace whose verdict names the decided winner."""
     rows: list[dict[str, Any]] = []
     skipped: dict[str, int] = {}
@@ -108,7 +108,7 @@ def sft_rows(outcomes: list[PairOutcome], template: str) -> tuple[list[dict[str,
     return rows, skipped
 
 
-def _sft_skip(o: PairOutcome, order: str, rec: dict[str, Any] | None) -> str | None:
+def _sft_skip(o: SynthPair, order: str, rec: dict[str, Any] | None) -> str | None:
     """Why a kept pair's judgement cannot be an SFT trace (None: it can)."""
     assert o.decision is not None and o.pair is not None
     if rec is None or winner_of(rec.get("verdict"), order) != o.decision.winner:
@@ -122,12 +122,9 @@ def _sft_skip(o: PairOutcome, order: str, rec: dict[str, Any] | None) -> str | N
 
 def _rendered(op: OrderedPair, template: str) -> Any:
     """The judge prompt (placeholders + media) exactly as the pipeline renders it for the teacher."""
-    from omni_rl.judge.pipeline import guard_delimiters, neutralise
-    from omni_rl.prompts import render_judge_messages
+    from omni_rl.judge.pipeline import render_neutralised
 
-    pair = replace(op.pair, prompt=guard_delimiters(op.pair.prompt))
-    safe = OrderedPair(pair=pair, a=neutralise(op.a), b=neutralise(op.b), label=op.label, swapped=op.swapped)
-    return render_judge_messages(safe, template=template)
+    return render_neutralised(op, template)
 
 
 def write_sft(rows: list[dict[str, Any]], path: Path) -> None:
@@ -150,7 +147,7 @@ def write_sft(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def reject_lines(
-    input_rejects: list[Reject], gens: list[dict[str, Any]], outcomes: list[PairOutcome]
+    input_rejects: list[Reject], gens: list[dict[str, Any]], outcomes: list[SynthPair]
 ) -> list[dict]:
     """Every dropped thing with its step and reason, in input order."""
     lines: list[dict[str, Any]] = []
@@ -171,7 +168,7 @@ def reject_lines(
     return lines
 
 
-def _judge_detail(o: PairOutcome) -> dict[str, Any]:
+def _judge_detail(o: SynthPair) -> dict[str, Any]:
     """Per order: verdict, failure and a short excerpt of what the teacher wrote (or the error)."""
     out = {}
     for order, rec in o.judgements.items():
@@ -207,7 +204,7 @@ def _dist(values: list[int]) -> dict[str, float | int | None]:
 
 
 def step_counts(
-    n_prompts: int, n_rejects: int, gens: list[dict], outcomes: list[PairOutcome]
+    n_prompts: int, n_rejects: int, gens: list[dict], outcomes: list[SynthPair]
 ) -> dict[str, Any]:
     """How many items entered and left each step, with the reasons they left."""
     judged = [o for o in outcomes if o.pair is not None]
@@ -250,7 +247,7 @@ def _failure(rec: dict[str, Any] | None) -> str:
     return "ok" if rec.get("verdict") is not None else str(rec.get("failure") or "parse")
 
 
-def agreement(outcomes: list[PairOutcome]) -> dict[str, Any]:
+def agreement(outcomes: list[SynthPair]) -> dict[str, Any]:
     """Both-orders agreement, position bias, first-position share and teacher-vs-presumed agreement."""
     both = [o for o in outcomes if o.pair and all(r and r.get("verdict") for r in o.judgements.values())]
     verdicts = [r["verdict"] for o in both for r in o.judgements.values() if r]
@@ -290,7 +287,7 @@ def balance_and_lengths(pairs: list[dict[str, Any]], sft_rows: list[dict[str, An
     }
 
 
-def endpoint_costs(gens: list[dict], outcomes: list[PairOutcome], models: dict[str, str]) -> dict[str, Any]:
+def endpoint_costs(gens: list[dict], outcomes: list[SynthPair], models: dict[str, str]) -> dict[str, Any]:
     """Calls, HTTP attempts and tokens per endpoint, from the stored records behind the outputs."""
     out: dict[str, dict[str, Any]] = {}
 
