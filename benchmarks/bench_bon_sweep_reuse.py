@@ -96,8 +96,8 @@ if __name__ == "__main__":
     if args.base_url:
         asyncio.run(main(args.base_url, args.model, args.prompts, args.rounds))
     else:
+        from omni_rl.learn.tiny_models import ensure_tiny_models
         from omni_rl.testing.servers import VLLMServer
-        from omni_rl.testing.tiny_models import ensure_tiny_models
 
         models = ensure_tiny_models(Path("/tmp/omni-rl-tiny"))
         with VLLMServer(model=str(models["text"]), served_model_name="tiny") as server:

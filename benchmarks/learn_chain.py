@@ -166,7 +166,7 @@ class Chain:
         """Tiny model, synthetic task, GRPO judge parquet (`data prepare`), policy parquet (`policy-prompts`)."""
         from transformers import AutoTokenizer
 
-        from omni_rl.testing.tiny_models import ensure_tiny_models
+        from omni_rl.learn.tiny_models import ensure_tiny_models
 
         base = ensure_tiny_models(REPO / ".cache" / "tiny-models", ("text",))["text"]
         task = self.out / "task"
