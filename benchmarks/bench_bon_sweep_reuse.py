@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from omni_rl.api import RewardModel, RMConfig
-from omni_rl.bon.strategies import select
+from omni_rl.rm.strategies import select
 
 HH = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real" / "hh_rlhf_pairs.jsonl"
 VERDICTS = [f"<think>ok</think><answer>{v}</answer>" for v in ("A", "B", "tie")]
@@ -96,8 +96,8 @@ if __name__ == "__main__":
     if args.base_url:
         asyncio.run(main(args.base_url, args.model, args.prompts, args.rounds))
     else:
+        from omni_rl.learn.tiny_models import ensure_tiny_models
         from omni_rl.testing.servers import VLLMServer
-        from omni_rl.testing.tiny_models import ensure_tiny_models
 
         models = ensure_tiny_models(Path("/tmp/omni-rl-tiny"))
         with VLLMServer(model=str(models["text"]), served_model_name="tiny") as server:

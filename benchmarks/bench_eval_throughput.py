@@ -210,8 +210,8 @@ def main() -> None:
     if args.base_url:
         asyncio.run(main_async(args))
         return
+    from omni_rl.learn.tiny_models import ensure_tiny_models
     from omni_rl.testing.servers import VLLMServer
-    from omni_rl.testing.tiny_models import ensure_tiny_models
 
     model = ensure_tiny_models("/tmp/omni-rl-tiny")["text"]
     with VLLMServer(model=str(model), served_model_name=args.model) as server:

@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     base_url = args.base_url or os.environ.get("OMNI_RL_TEST_VLLM_URL")
     server = None
     if not base_url:
+        from omni_rl.learn.tiny_models import ensure_tiny_models
         from omni_rl.testing.servers import VLLMServer
-        from omni_rl.testing.tiny_models import ensure_tiny_models
 
         server = VLLMServer(
             model=str(ensure_tiny_models("/tmp/omni-rl-tiny")["text"]), served_model_name=args.model

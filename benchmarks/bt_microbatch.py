@@ -22,7 +22,7 @@ def _model_dir() -> str:
     from transformers import AutoProcessor
 
     from omni_rl.bt.model import BTRewardModel
-    from omni_rl.testing.tiny_models import ensure_tiny_models
+    from omni_rl.learn.tiny_models import ensure_tiny_models
 
     text = ensure_tiny_models(tempfile.gettempdir() + "/omni-rl-tiny")["text"]
     out = tempfile.mkdtemp(prefix="bt-bench-")

@@ -21,11 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from omni_rl.learn import curves  # noqa: E402
 from omni_rl.learn.probe import verdict_accuracy, verdict_loss  # noqa: E402
 from omni_rl.learn.synthetic import TEMPLATE, TaskSpec, satisfies, write_task  # noqa: E402
+from omni_rl.utils.procs import ServerProcess, free_port  # noqa: E402
 
 PY = sys.executable
 
@@ -92,7 +91,7 @@ class Chain:
         self.report: dict[str, Any] = {"preset": name, "sizes": asdict(preset), "stages": {}, "results": {}}
         prev = self.out / "report.json"
         self.previous: dict[str, Any] = json.loads(prev.read_text()) if reuse and prev.exists() else {}
-        self.servers: list[subprocess.Popen] = []
+        self.servers: list[ServerProcess] = []
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
         self.env.update(PYTHON=PY, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0")
         self.env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -150,40 +149,19 @@ class Chain:
 
     def serve(self, model: Path, name: str) -> str:
         """`omni-rl serve` a model on a free loopback port; returns its /v1 URL once healthy."""
-        from omni_rl.testing.servers import free_port
-
         port = free_port()
-        (self.out / "logs").mkdir(exist_ok=True)
-        log = open(self.out / "logs" / f"serve_{name}.log", "w")  # noqa: SIM115 (lives with the server)
         cmd = [PY, "-m", "omni_rl.cli", "serve", f"model={model}", f"served_model_name={name}",
                f"port={port}", "max_model_len=1024", "dtype=float32"]  # fmt: skip
-        proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-        self.servers.append(proc)
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise StageError(f"server {name} exited with {proc.returncode}; see {log.name}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return f"http://127.0.0.1:{port}/v1"
-            except OSError:
-                time.sleep(1)
-        raise StageError(f"server {name} not healthy after 600 s")
+        server = ServerProcess(cmd, f"http://127.0.0.1:{port}/health", self.out / "logs" / f"serve_{name}.log",
+                               env=self.env, cwd=REPO, startup_timeout=600, name=f"server {name}")  # fmt: skip
+        self.servers.append(server)
+        server.start().wait_ready()
+        return f"http://127.0.0.1:{port}/v1"
 
     def stop_servers(self) -> None:
-        """SIGTERM each server's process group (vLLM forks an engine), then SIGKILL what is left of it."""
-        for proc in self.servers:
-            for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                deadline = time.monotonic() + grace
-                while time.monotonic() < deadline and (proc.poll() is None or _group_alive(proc.pid)):
-                    time.sleep(0.5)
-            proc.wait(timeout=10)
+        """Stop every server's whole process group (vLLM forks an engine): SIGTERM, then SIGKILL."""
+        for server in self.servers:
+            server.stop(grace=20)
         self.servers.clear()
 
     # -- stages --------------------------------------------------------------------------------------
@@ -191,7 +169,7 @@ class Chain:
         """Tiny model, synthetic task, GRPO judge parquet (`data prepare`), policy parquet (`policy-prompts`)."""
         from transformers import AutoTokenizer
 
-        from omni_rl.testing.tiny_models import ensure_tiny_models
+        from omni_rl.learn.tiny_models import ensure_tiny_models
 
         base = ensure_tiny_models(REPO / ".cache" / "tiny-models", ("text",))["text"]
         task = self.out / "task"
@@ -338,15 +316,6 @@ class Chain:
         res = bon_accuracy([json.loads(x) for x in out.read_text().splitlines() if x.strip()], sweep)
         self.report["results"]["bon"] = res
         return res
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group is still there (signal 0 probes without sending)."""
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 def hacking_verdict(

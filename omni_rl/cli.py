@@ -21,6 +21,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("omni_rl.serve", "start a vLLM OpenAI server for a reward model or policy"),
 }
 
+# (command, subcommand) -> module, for a subcommand that lives above its command's package: dispatching it
+# here keeps `omni_rl.data` free of any import (or import string) of the judge stack.
+NESTED: dict[tuple[str, str], str] = {("data", "hard-samples"): "omni_rl.curate.hard_samples"}
+
 
 def _usage() -> str:
     """Usage text listing the subcommands."""
@@ -46,7 +50,22 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"omni-rl: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    if rest and (name, rest[0]) in NESTED:
+        return _run_nested(name, rest[0], rest[1:])
     module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+def _run_nested(name: str, sub: str, rest: list[str]) -> int:
+    """Run a NESTED subcommand, or say plainly that its module is not installed."""
+    target = NESTED[(name, sub)]
+    try:
+        module = importlib.import_module(target)
+    except ModuleNotFoundError as e:
+        if e.name != target:
+            raise
+        print(f"omni-rl {name} {sub}: {target} is not installed", file=sys.stderr)
+        return 2
     return int(module.main(rest) or 0)
 
 

@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [b for b in BENCHES if not args.names or b.name in args.names]
     server = None
     if any(b.server for b in chosen) and not args.base_url:
+        from omni_rl.learn.tiny_models import ensure_tiny_models
         from omni_rl.testing.servers import VLLMServer
-        from omni_rl.testing.tiny_models import ensure_tiny_models
 
         model_dir = ensure_tiny_models(REPO / ".cache" / "tiny-models", ("text",))["text"]
         server = VLLMServer(

@@ -160,7 +160,7 @@ def prepare(out: Path, budget: Budget) -> dict[str, Path]:
     """Tiny model, synthetic task, GenRM train/val parquet and policy parquet, all built on this machine."""
     from transformers import AutoTokenizer
 
-    from omni_rl.testing.tiny_models import ensure_tiny_models
+    from omni_rl.learn.tiny_models import ensure_tiny_models
 
     base = ensure_tiny_models(REPO / ".cache" / "tiny-models", ("text",))["text"]
     task = out / "task"

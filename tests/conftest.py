@@ -23,8 +23,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from omni_rl.learn.tiny_models import ensure_tiny_models
 from omni_rl.testing.servers import RayHead, VLLMServer, multimodal_args
-from omni_rl.testing.tiny_models import ensure_tiny_models
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OMNI_RL_SHARED", REPO_ROOT.parent / "shared")).resolve()

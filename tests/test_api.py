@@ -10,9 +10,9 @@ import pytest
 
 from omni_rl.api import RewardModel, RMConfig, RMFailureError, connect, infer_task
 from omni_rl.api import compare as api_compare
-from omni_rl.bon.strategies import compare as compare_pair
 from omni_rl.data.schema import Media, Response
 from omni_rl.judge.client import JudgeError
+from omni_rl.rm.strategies import compare as compare_pair
 
 VERDICTS = [f"<think>ok</think><answer>{v}</answer>" for v in ("A", "B", "tie")]
 SCORES = [f"<think>ok</think><answer>{s}</answer>" for s in (2, 5, 9)]

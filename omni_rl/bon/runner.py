@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from omni_rl.bon.rows import BonRow, dumps, load_rows, row_to_dict, write_rejects
-from omni_rl.bon.strategies import STRATEGIES, select
 from omni_rl.data.schema import PLACEHOLDERS, Response, placeholder_counts
 from omni_rl.judge.client import JudgeClient
 from omni_rl.judge.media import to_openai_messages
 from omni_rl.rm.candidates import CandidateJudge
 from omni_rl.rm.config import RMConfig
 from omni_rl.rm.model import RewardModel
+from omni_rl.rm.strategies import STRATEGIES, select
 from omni_rl.utils.aio import gather_or_cancel
 
 log = logging.getLogger(__name__)

@@ -4,6 +4,9 @@ omni-rl data prepare loader=vl_rewardbench path=vlrb.parquet media_root=media/ o
     order=shuffle seed=0 ties=keep val_fraction=0.05 video_frames=8 template=pairwise_tie
 omni-rl data prepare --config=my_mix.yaml          # `inputs:` list of {loader, path, media_root, options}
 omni-rl data stats path=data/vlrb                  # stats.json of an export, or any verl parquet
+
+`omni-rl data hard-samples` is omni_rl.curate.hard_samples, dispatched by the top-level `omni-rl` command
+(omni_rl.cli) so that data imports nothing above it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,24 +21,14 @@ from typing import Any
 from rich.console import Console
 
 from omni_rl.data.export import ExportConfig, ExportResult, RejectRateError, export_pairs
-from omni_rl.data.loaders.base import FileError, LoaderOptionError, Reject
-from omni_rl.data.schema import DataError, PreferencePair
+from omni_rl.data.inputs import InputSpec, input_specs, iter_inputs
+from omni_rl.data.loaders.base import FileError, LoaderOptionError
+from omni_rl.data.schema import DataError
 from omni_rl.data.stats import print_stats
 from omni_rl.prompts.render import TemplateConfigError
 from omni_rl.utils.config import config_help, load_config
 
 USAGE = __doc__ or ""
-
-
-@dataclass
-class InputSpec:
-    """One source file and the loader that reads it."""
-
-    loader: str = "???"
-    path: str = "???"
-    media_root: str | None = None  # default: the file's folder
-    cache_dir: str | None = None  # where inline media bytes are written (default <out_dir>/media)
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -57,35 +49,6 @@ class StatsConfig:
 
     path: str = "???"
     json_out: str | None = None
-
-
-def input_specs(cfg: Any, command: str = "prepare") -> list[InputSpec]:
-    """The inputs to read; the top-level loader/path is shorthand for a one-item list (any config with
-    `loader, path, media_root, loader_options, inputs`: `data prepare` and `data policy-prompts`)."""
-    specs = list(cfg.inputs)
-    if cfg.loader or cfg.path:
-        if not (cfg.loader and cfg.path):
-            raise SystemExit(f"{command}: set both loader=<name> and path=<file> (or an inputs: list)")
-        specs.insert(0, InputSpec(cfg.loader, cfg.path, cfg.media_root, None, dict(cfg.loader_options)))
-    if not specs:
-        raise SystemExit(f"{command}: no input; pass loader=<name> path=<file> (see `omni-rl data loaders`)")
-    return specs
-
-
-def iter_inputs(specs: list[InputSpec], out_dir: str, check_files: bool) -> Iterator[PreferencePair | Reject]:
-    """Chain every input's pairs and rejects into one stream."""
-    from omni_rl.data.loaders import iter_records
-
-    for spec in specs:
-        cache = spec.cache_dir or str(Path(out_dir) / "media")
-        yield from iter_records(
-            spec.loader,
-            spec.path,
-            media_root=spec.media_root,
-            cache_dir=cache,
-            check_files=check_files,
-            **spec.options,
-        )
 
 
 def prepare(cfg: PrepareConfig) -> ExportResult:
@@ -188,20 +151,6 @@ def _cmd_loaders(argv: list[str]) -> int:
     return 0
 
 
-def _cmd_hard_samples(argv: list[str]) -> int:
-    """Delegate to omni_rl.curate.hard_samples (by name, lazily: data must not import the judge stack)."""
-    import importlib
-
-    try:
-        hard_samples = importlib.import_module("omni_rl.curate.hard_samples")
-    except ModuleNotFoundError as e:
-        if e.name != "omni_rl.curate.hard_samples":
-            raise
-        print("omni-rl data hard-samples: omni_rl.curate.hard_samples is not installed", file=sys.stderr)
-        return 2
-    return int(hard_samples.main(argv) or 0)
-
-
 def _cmd_policy_prompts(argv: list[str]) -> int:
     """Delegate to omni_rl.data.policy_export (the policy-GRPO prompt parquet)."""
     from omni_rl.data.policy_export import main as policy_main
@@ -214,7 +163,6 @@ COMMANDS = {
     "policy-prompts": _cmd_policy_prompts,
     "stats": _cmd_stats,
     "loaders": _cmd_loaders,
-    "hard-samples": _cmd_hard_samples,
 }
 
 
@@ -222,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch `omni-rl data <command> key=value ...`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE + "\ncommands: " + ", ".join(COMMANDS))
+        print(USAGE + "\ncommands: " + ", ".join([*COMMANDS, "hard-samples"]))
         return 0
     cmd = COMMANDS.get(argv[0])
     if cmd is None:

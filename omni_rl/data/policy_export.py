@@ -22,8 +22,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from omni_rl.data.cli import InputSpec, input_specs
 from omni_rl.data.export import split_of
+from omni_rl.data.inputs import InputSpec, input_specs
 from omni_rl.data.loaders.base import Reject
 from omni_rl.data.schema import Media, PreferencePair
 from omni_rl.utils.config import config_help, load_config

@@ -10,7 +10,7 @@ P(better) everywhere.
   already rendered prompt (verl GenRM parquet rows) through the same send → parse → budget steps.
 - `score(ctx, response)` scores one response pointwise → `PointJudgement`.
 - `compare(ctx, x, y, swap=True)` judges both orders and combines them with the one swap-combiner
-  (`judge.debias.combine_orders`) → `Comparison` (P(x better)).
+  (`judge.debias.combine_orders`) → `CombinedJudgement` (P(x better)).
 - Soft verdicts: with a tie template the choice set is A/B/tie and ``P(A better) = P(A) + ½·P(tie)``;
   below `min_choice_mass` on the choice tokens the parsed verdict is used instead; the mass is reported.
 - Every response text from a policy or candidate is neutralised here (`neutralise`) before rendering:
@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from omni_rl.data.schema import Media, OrderedPair, PreferencePair, Response, placeholder_counts
 from omni_rl.judge.budget import FailureBudget
@@ -36,6 +36,9 @@ from omni_rl.judge.debias import OrderedJudgement, combine_orders
 from omni_rl.judge.logprobs import choice_probs
 from omni_rl.judge.media import MediaLimits, to_openai_messages
 from omni_rl.judge.parse import parse_score, parse_verdict
+
+if TYPE_CHECKING:
+    from omni_rl.prompts import JudgePrompt
 
 FailureKind = Literal["ok", "transport", "parse", "truncated"]
 HARD_P: dict[str, float] = {"A": 1.0, "B": 0.0, "tie": 0.5}
@@ -100,6 +103,16 @@ def neutralise(response: Response) -> Response:
     return Response(text=neutralise_text(response.text, response.media), media=response.media)
 
 
+def render_neutralised(op: OrderedPair, template: str) -> JudgePrompt:
+    """The judge prompt of a laid-out pair as every judge call sees it: prompt delimiters guarded, both
+    responses neutralised (also what synthesis stores as the teacher's SFT prompt)."""
+    from omni_rl.prompts import render_judge_messages
+
+    pair = replace(op.pair, prompt=guard_delimiters(op.pair.prompt))
+    safe = OrderedPair(pair=pair, a=neutralise(op.a), b=neutralise(op.b), label=op.label, swapped=op.swapped)
+    return render_judge_messages(safe, template=template)
+
+
 # -- outputs ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Judgement:
@@ -141,7 +154,7 @@ class PointJudgement:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class CombinedJudgement:
     """P(x better than y) from one or both orders, with the judgements behind it."""
 
     p_x: float | None
@@ -171,10 +184,12 @@ class Comparison:
         return sum(ms) / len(ms) if ms else 0.0
 
 
-def combine(judgements: Sequence[Judgement], x_is_a: Sequence[bool]) -> Comparison:
+def combine_judgements(judgements: Sequence[Judgement], x_is_a: Sequence[bool]) -> CombinedJudgement:
     """The one swap-combiner applied to pipeline judgements."""
     deb = combine_orders([(j.ordered(), xa) for j, xa in zip(judgements, x_is_a, strict=True)])
-    return Comparison(p_x=deb.p_x, disagree=deb.disagree, judgements=tuple(judgements), x_is_a=tuple(x_is_a))
+    return CombinedJudgement(
+        p_x=deb.p_x, disagree=deb.disagree, judgements=tuple(judgements), x_is_a=tuple(x_is_a)
+    )
 
 
 # -- configuration ---------------------------------------------------------------------------------
@@ -252,13 +267,7 @@ class JudgePipeline:
 
     def ordered_messages(self, op: OrderedPair) -> list[dict[str, Any]]:
         """OpenAI messages for a laid-out pair; raises DataError/MediaError/OSError when it cannot be sent."""
-        from omni_rl.prompts import render_judge_messages
-
-        pair = replace(op.pair, prompt=guard_delimiters(op.pair.prompt))
-        safe = OrderedPair(
-            pair=pair, a=neutralise(op.a), b=neutralise(op.b), label=op.label, swapped=op.swapped
-        )
-        jp = render_judge_messages(safe, template=self.spec.template)
+        jp = render_neutralised(op, self.spec.template)
         return to_openai_messages(jp.messages, jp.media, self.spec.limits)
 
     def point_messages(self, ctx: JudgeContext, response: Response) -> list[dict[str, Any]]:
@@ -335,7 +344,7 @@ class JudgePipeline:
 
     async def compare(
         self, ctx: JudgeContext, x: Response, y: Response, *, swap: bool = True, x_first: bool = True
-    ) -> Comparison:
+    ) -> CombinedJudgement:
         """P(x better than y): both orders when `swap`, else one order (x as A when `x_first`).
 
         Both orders always finish (no orphaned call retries in the background); a transport failure
@@ -349,7 +358,7 @@ class JudgePipeline:
         for g in gathered:
             if isinstance(g, BaseException):
                 raise g
-        return combine(gathered, orders)  # type: ignore[arg-type]
+        return combine_judgements(gathered, orders)  # type: ignore[arg-type]
 
     async def score(self, ctx: JudgeContext, response: Response, sample: int = 0) -> PointJudgement:
         """Score one response pointwise (template scale) and map it to [0, 1]; budget recorded."""

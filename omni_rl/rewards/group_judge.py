@@ -18,7 +18,7 @@ from omni_rl.judge.budget import FailureBudgetExceeded
 from omni_rl.judge.client import JudgeError
 from omni_rl.judge.tournament import run_tournament
 from omni_rl.rewards.group_setup import GroupConfig
-from omni_rl.rewards.policy import METRIC_KEYS, PairOutcome, sample_result
+from omni_rl.rewards.policy import METRIC_KEYS, PolicyComparison, sample_result
 
 log = logging.getLogger(__name__)
 GROUP_KEYS = (
@@ -45,7 +45,7 @@ class GroupJudge:
         self.stats = dict.fromkeys(METRIC_KEYS, 0.0)
         self._pairs_seen = 0
 
-    def _count(self, out: PairOutcome) -> float | None:
+    def _count(self, out: PolicyComparison) -> float | None:
         if out.failed:
             self.judge.account(failed=True, parse_failed=False, disagree=False)
         self._pairs_seen += 1
@@ -73,8 +73,8 @@ class GroupJudge:
                 raise
             if self.judge.cfg.on_failure == "raise":
                 raise
-            return self._count(PairOutcome(p_x=None, calls=1, failed=True, error=str(exc)))
-        return self._count(PairOutcome.of(c))
+            return self._count(PolicyComparison(p_x=None, calls=1, failed=True, error=str(exc)))
+        return self._count(PolicyComparison.of(c))
 
     def _per_member(self, n: int) -> tuple[dict[str, float], bool]:
         """Group totals spread evenly over the members (batch sums stay exact); means stay means."""

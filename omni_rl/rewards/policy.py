@@ -19,10 +19,17 @@ from omni_rl.data.schema import Response
 from omni_rl.judge.budget import FailureBudget, FailureBudgetExceeded
 from omni_rl.judge.client import JudgeClient, JudgeError
 from omni_rl.judge.media import MediaLimits
-from omni_rl.judge.pipeline import Comparison, JudgeContext, JudgePipeline, JudgeSpec, neutralise_text
+from omni_rl.judge.pipeline import CombinedJudgement, JudgeContext, JudgePipeline, JudgeSpec
 
 log = logging.getLogger(__name__)
-__all__ = ["METRIC_KEYS", "NEUTRAL_REWARD", "JudgeContext", "PairOutcome", "PolicyJudge", "PolicyJudgeConfig"]
+__all__ = [
+    "METRIC_KEYS",
+    "NEUTRAL_REWARD",
+    "JudgeContext",
+    "PolicyComparison",
+    "PolicyJudge",
+    "PolicyJudgeConfig",
+]
 
 #: The reward given when the judge could not be used (server failure with on_failure="neutral", or no
 #: parsable verdict in any order). 0.5 = "as good as the reference" / the middle of the 1–10 scale, so
@@ -116,7 +123,7 @@ class PolicyJudgeConfig:
 
 
 @dataclass
-class PairOutcome:
+class PolicyComparison:
     """P(x better than y) after debiasing, with the counters the metrics need."""
 
     p_x: float | None
@@ -129,15 +136,10 @@ class PairOutcome:
     mass: float = 0.0
 
     @classmethod
-    def of(cls, c: Comparison) -> PairOutcome:
+    def of(cls, c: CombinedJudgement) -> PolicyComparison:
         """From the pipeline's combined comparison."""
         return cls(p_x=c.p_x, disagree=c.disagree, calls=c.calls, parse_failures=c.parse_failures,
                    soft=c.soft, mass=c.mass)  # fmt: skip
-
-
-def neutralise(text: str) -> str:
-    """A policy response text made safe to render (the pipeline applies this to every response)."""
-    return neutralise_text(text)
 
 
 def sample_result(score: float, **metrics: float) -> dict[str, float]:
@@ -200,15 +202,17 @@ class PolicyJudge:
                     self.cfg.neutral_reward, exc)  # fmt: skip
 
     # -- pairs -----------------------------------------------------------------------------------
-    async def compare(self, ctx: JudgeContext, x: Response, y: Response, order_key: str = "") -> PairOutcome:
+    async def compare(
+        self, ctx: JudgeContext, x: Response, y: Response, order_key: str = ""
+    ) -> PolicyComparison:
         """P(x better than y): both orders when swap is on, else one order chosen by a stable hash."""
         x_first = int(hashlib.sha1(order_key.encode()).hexdigest(), 16) % 2 == 0
         try:
             c = await self.pipeline.compare(ctx, x, y, swap=self.cfg.swap, x_first=x_first)
         except Exception as exc:
             self._raise_or_neutral(exc)
-            return PairOutcome(p_x=None, calls=2 if self.cfg.swap else 1, failed=True, error=str(exc))
-        return PairOutcome.of(c)
+            return PolicyComparison(p_x=None, calls=2 if self.cfg.swap else 1, failed=True, error=str(exc))
+        return PolicyComparison.of(c)
 
     # -- per-sample rewards ----------------------------------------------------------------------
     async def score(
@@ -225,7 +229,7 @@ class PolicyJudge:
         out = await self.compare(ctx, response, reference, order_key=response.text)
         return self._finish_pair(out)
 
-    def _finish_pair(self, out: PairOutcome) -> dict[str, float]:
+    def _finish_pair(self, out: PolicyComparison) -> dict[str, float]:
         """Turn a pair outcome into the reward dict, applying the neutral policy."""
         neutral = out.failed or out.p_x is None
         score = self.cfg.neutral_reward if neutral else float(out.p_x)  # type: ignore[arg-type]

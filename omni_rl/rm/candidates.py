@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from omni_rl.bon.strategies import CachedPairJudge, CachedPointJudge, Judgment, PointScore, Selection
 from omni_rl.data.schema import Media, Response
-
-if TYPE_CHECKING:
-    from omni_rl.rm.model import RewardModel
+from omni_rl.rm.strategies import CachedPairJudge, CachedPointJudge, Judgment, PointScore, Selection
 
 MediaLike = Media | dict[str, Any] | Sequence[str] | None
 ResponseLike = str | Response
@@ -43,11 +40,24 @@ class Ranking:
     selection: Selection
 
 
+class SingleCallJudge(Protocol):
+    """What CandidateJudge needs of a reward model (RewardModel is one), so this module never imports it."""
+
+    async def judge_once(
+        self, prompt: str, first: Response, second: Response, media: Media, criteria: str | None,
+        ids: tuple[int, int] = (0, 1),
+    ) -> Judgment: ...  # fmt: skip
+
+    async def score_once(
+        self, prompt: str, response: Response, media: Media, criteria: str | None, index: int = 0
+    ) -> PointScore: ...
+
+
 class CandidateJudge:
     """A cached PairJudge and PointJudge over one prompt's candidates (an N sweep reuses calls)."""
 
     def __init__(
-        self, rm: RewardModel, prompt: str, responses: list[Response], media: Media, criteria: str | None
+        self, rm: SingleCallJudge, prompt: str, responses: list[Response], media: Media, criteria: str | None
     ) -> None:
         self.rm, self.prompt, self.responses, self.media, self.criteria = (
             rm,

@@ -12,8 +12,6 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from omni_rl.bon.strategies import Judgment, PointScore, Selection, select
-from omni_rl.bon.strategies import compare as compare_pair
 from omni_rl.data.schema import Media, Response
 from omni_rl.judge.client import JudgeClient
 from omni_rl.judge.media import MediaLimits
@@ -22,6 +20,8 @@ from omni_rl.rm.candidates import CandidateJudge, MediaLike, Ranking, ResponseLi
 from omni_rl.rm.config import RMConfig, RMStats
 from omni_rl.rm.loop import LoopThread
 from omni_rl.rm.scalar import BTAdapter, import_callable, scalar_score
+from omni_rl.rm.strategies import Judgment, PointScore, Selection, select
+from omni_rl.rm.strategies import compare as compare_pair
 
 
 class RewardModel:

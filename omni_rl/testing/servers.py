@@ -5,58 +5,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omni_rl.serving import REPO_ROOT, vllm_cpu_args, vllm_python  # the one command builder (re-exported)
+from omni_rl.utils.procs import ServerProcess, free_port, start_all, wait_http_ok
 
-__all__ = ["REPO_ROOT", "RayHead", "VLLMServer", "free_port", "vllm_cpu_args", "vllm_python"]
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (racy by nature, but fine on a test machine)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["REPO_ROOT", "RayHead", "VLLMServer", "free_port", "start_all", "vllm_cpu_args", "vllm_python"]
 
 
 def multimodal_args(limits: dict[str, int]) -> list[str]:
     """Flags for a multimodal server: how many images / videos / audio clips one prompt may carry."""
     return ["--limit-mm-per-prompt", json.dumps(limits)]
-
-
-def _wait_http_ok(url: str, timeout: float, proc: subprocess.Popen | None, log: Path | None) -> None:
-    """Poll `url` until it answers 200, failing fast (with the log tail) if the process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
-            raise RuntimeError(f"server exited with code {proc.returncode} before {url} was up:\n{tail}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
-            if resp.status == 200:
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} not healthy after {timeout:.0f} s (log: {log})")
-
-
-def _stop_group(proc: subprocess.Popen, grace: float = 15.0) -> None:
-    """SIGTERM the whole process group (vLLM forks an engine core), then SIGKILL after `grace`."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 @dataclass
@@ -70,8 +32,7 @@ class VLLMServer:
     extra_args: list[str] = field(default_factory=list)
     log_path: Path | None = None
     startup_timeout: float = 300.0
-    proc: subprocess.Popen | None = None
-    started_in_s: float = 0.0
+    process: ServerProcess | None = None
 
     @property
     def base_url(self) -> str:
@@ -100,33 +61,34 @@ class VLLMServer:
             *self.extra_args,
         ]  # fmt: skip
 
-    def start(self) -> VLLMServer:
-        """Launch, then block until /health answers; raises with the server log if it dies."""
+    @property
+    def started_in_s(self) -> float:
+        """Seconds from launch to a healthy /health (0 until ready)."""
+        return self.process.started_in_s if self.process else 0.0
+
+    def launch(self) -> ServerProcess:
+        """Start the server process and return at once (`start_all([s.launch() ...])` starts several)."""
         self.port = self.port or free_port()
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_CPU_KVCACHE_SPACE="1")
         env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
         env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         env.pop("PYTHONPATH", None)  # keep the main venv's packages out of the server venv
         self.log_path = self.log_path or Path(f"/tmp/omni-rl-vllm-{self.port}.log")
-        log = open(self.log_path, "w")  # noqa: SIM115 - closed with the process
-        t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-        try:
-            _wait_http_ok(
-                f"http://{self.host}:{self.port}/health", self.startup_timeout, self.proc, self.log_path
-            )
-        except BaseException:
-            self.stop()
-            raise
-        self.started_in_s = time.monotonic() - t0
+        self.process = ServerProcess(
+            self.command(), f"http://{self.host}:{self.port}/health", self.log_path, env=env,
+            startup_timeout=self.startup_timeout, name=f"vLLM server {self.served_model_name}",
+        ).start()  # fmt: skip
+        return self.process
+
+    def start(self) -> VLLMServer:
+        """Launch, then block until /health answers; raises with the server log if it dies."""
+        self.launch().wait_ready()
         return self
 
     def stop(self) -> None:
         """Terminate the server and its engine process by process group."""
-        if self.proc is not None:
-            _stop_group(self.proc)
+        if self.process is not None:
+            self.process.stop()
 
     def __enter__(self) -> VLLMServer:
         return self.start()
@@ -187,7 +149,7 @@ class RayHead:
             self.stop()
             raise RuntimeError(f"ray start failed:\n{res.stdout}\n{res.stderr}")
         try:
-            _wait_http_ok(f"{self.dashboard_address}/api/version", 120, None, None)
+            wait_http_ok(f"{self.dashboard_address}/api/version", 120)
         except BaseException:
             self.stop()
             raise

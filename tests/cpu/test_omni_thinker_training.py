@@ -34,7 +34,7 @@ import yaml
 from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoTokenizer
 
-from omni_rl.testing.tiny_models import build_omni_processor
+from omni_rl.learn.tiny_models import build_omni_processor
 from omni_rl.testing.verl_env import recipe_env, run_recipe
 
 

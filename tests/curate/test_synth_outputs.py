@@ -8,18 +8,24 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from omni_rl.curate.synth_calls import presumed_pair
-from omni_rl.curate.synth_inputs import SynthPrompt
-from omni_rl.curate.synth_outputs import PairOutcome, reject_lines, sft_rows, write_pairs, write_sft
-from omni_rl.curate.synth_rules import Decision
-from omni_rl.curate.synth_stats import agreement
+from omni_rl.curate.synth.calls import presumed_pair
+from omni_rl.curate.synth.config import SynthPrompt
+from omni_rl.curate.synth.outputs import (
+    SynthPair,
+    agreement,
+    reject_lines,
+    sft_rows,
+    write_pairs,
+    write_sft,
+)
+from omni_rl.curate.synth.rules import Decision
 from omni_rl.data.loaders import load_pairs
 from omni_rl.data.schema import Media, placeholder_counts
 
 TRACE = "<think>A names the colour, B does not.</think><answer>{}</answer>"
 
 
-def outcome(root: Path, pid: str, ab: str, ba: str, action: str, winner: str | None) -> PairOutcome:
+def outcome(root: Path, pid: str, ab: str, ba: str, action: str, winner: str | None) -> SynthPair:
     """A judged pair whose prompt carries one real image and a candidate text with a stray <image>."""
     p = SynthPrompt(
         id=pid, task="ti2t", prompt="What colour is it?", media=Media(images=[str(root / "1.jpg")])
@@ -28,7 +34,7 @@ def outcome(root: Path, pid: str, ab: str, ba: str, action: str, winner: str | N
     recs = {o: {"ok": True, "verdict": v, "failure": "ok", "format_ok": True, "text": TRACE.format(v)}
             for o, v in (("AB", ab), ("BA", ba))}  # fmt: skip
     reason = {"keep": "agree", "flip": "teacher_prefers_rejected", "drop": "position_bias"}[action]
-    return PairOutcome(p, ("strong", "weak"), pair, None, recs, Decision(action, reason, winner, 1.0))
+    return SynthPair(p, ("strong", "weak"), pair, None, recs, Decision(action, reason, winner, 1.0))
 
 
 def test_pairs_sft_and_rejects(real_media: Path, tmp_path: Path) -> None:

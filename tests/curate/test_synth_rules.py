@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from omni_rl.curate.synth_config import CandidateConfig, RulesConfig, SynthConfig, check_config, pair_names
-from omni_rl.curate.synth_rules import decide, length_only, winner_of
-from omni_rl.curate.synth_store import StepStore, StoreError
+from omni_rl.curate.synth.calls import StepStore, StoreError
+from omni_rl.curate.synth.config import CandidateConfig, RulesConfig, SynthConfig, check_config, pair_names
+from omni_rl.curate.synth.rules import decide, length_only, winner_of
 from omni_rl.utils.config import load_config
 
 TEXTS = {"chosen": "Paris is the capital of France.", "rejected": "It is Lyon."}

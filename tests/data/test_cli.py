@@ -94,11 +94,11 @@ def test_hard_samples_is_dispatched_lazily(capsys) -> None:
     import importlib.util
 
     if importlib.util.find_spec("omni_rl.curate.hard_samples") is None:
-        assert main(["hard-samples"]) == 2
+        assert omni_main(["data", "hard-samples"]) == 2
         assert "not installed" in capsys.readouterr().err
         return
     module = importlib.import_module("omni_rl.curate.hard_samples")
     direct = int(module.main(["--help"]) or 0)
     direct_out = capsys.readouterr().out
-    assert main(["hard-samples", "--help"]) == direct
+    assert omni_main(["data", "hard-samples", "--help"]) == direct
     assert capsys.readouterr().out == direct_out

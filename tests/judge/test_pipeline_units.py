@@ -10,7 +10,14 @@ from omni_rl.data.schema import Media, PreferencePair, Response
 from omni_rl.judge.client import TokenLogprob
 from omni_rl.judge.debias import OrderedJudgement, combine_orders
 from omni_rl.judge.logprobs import choice_probs
-from omni_rl.judge.pipeline import JudgeContext, Judgement, JudgePipeline, combine, guard_text, neutralise
+from omni_rl.judge.pipeline import (
+    JudgeContext,
+    Judgement,
+    JudgePipeline,
+    combine_judgements,
+    guard_text,
+    neutralise,
+)
 from omni_rl.prompts import render_judge_messages
 
 
@@ -49,7 +56,7 @@ def test_a_judge_that_says_tie_in_both_orders_gives_about_half() -> None:
     """Defect 1: p(tie)=0.98 in both orders → P(x better) ≈ 0.5 (the old path gave ≈ 0.775)."""
     j = Judgement(verdict="tie", p_a=0.015 + 0.5 * 0.98, soft=True, mass=1.0)
     j2 = Judgement(verdict="tie", p_a=0.005 + 0.5 * 0.98, soft=True, mass=1.0)
-    c = combine([j, j2], [True, False])
+    c = combine_judgements([j, j2], [True, False])
     assert c.p_x == pytest.approx(0.5, abs=0.01) and not c.disagree
 
 

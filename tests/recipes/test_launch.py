@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from omni_rl.rl.recipe import capture_launch, check_launch
-from omni_rl.utils import attention
 from omni_rl.utils.launch import ATTN_KEY, JOB_FILE, compose
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,25 +28,6 @@ def _run(script: Path, args: list[str], env: dict[str, str]) -> subprocess.Compl
         ["bash", str(script), *args, "--cfg", "job"],
         cwd=REPO, env={**CLEAN_ENV, **env}, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-
-
-def test_attention_choice_branches() -> None:
-    def no_flash() -> str:
-        return "ImportError: No module named 'flash_attn'"
-
-    assert attention.choose(lambda: True, lambda: None)[0] == "flash_attention_2"
-    impl, why = attention.choose(lambda: True, no_flash)
-    assert impl == "sdpa" and "make setup-flash-attn" in why and "flash_attn" in why
-    impl, why = attention.choose(lambda: False, lambda: None)  # flash-attn present but no GPU
-    assert impl == "sdpa" and "no CUDA device" in why
-
-
-def test_attention_on_this_machine_is_sdpa_with_one_warning() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "omni_rl.utils.attention"], capture_output=True, text=True, timeout=300
-    )
-    assert proc.stdout.strip() == "sdpa"  # no CUDA here
-    assert proc.stderr.count("warning") == 1
 
 
 def test_recipe_launch_carries_the_chosen_attention() -> None:

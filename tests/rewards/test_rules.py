@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from omni_rl.rewards import rules
 from omni_rl.rewards.hybrid import HybridScorer, SourceRule
+from omni_rl.testing.rules import slow_rule
 
 
 @pytest.mark.parametrize(
@@ -86,14 +86,8 @@ async def test_hybrid_rule_only_source_and_weights() -> None:
         await scorer.score("other", "text", None, None, None)
 
 
-def _slow_rule(solution: str, truth: str) -> rules.RuleOutcome:
-    """A rule that outlives its timeout (module level: rule workers import it by name)."""
-    time.sleep(5)
-    return rules.RuleOutcome(1.0, "correct")
-
-
 async def test_hybrid_rule_timeout_falls_back_and_is_counted(monkeypatch) -> None:
-    monkeypatch.setitem(rules.RULES, "math", _slow_rule)
+    monkeypatch.setitem(rules.RULES, "math", slow_rule)  # importable: rule workers import it by name
     scorer = HybridScorer(judge=None, sources={"m": {"rule": "math", "w_model": 0.0, "rule_timeout_s": 0.5}})
     killed = rules.pool().stats["killed"]
     r = await scorer.score("m", "\\boxed{1}", "1", None, None)

@@ -90,8 +90,8 @@ def register(cls: type[Loader]) -> type[Loader]:
 
 def get_loader(name: str) -> type[Loader]:
     """Look up a loader class by name with a helpful error listing the known ones."""
-    from omni_rl.data import loaders as _pkg  # noqa: F401  (imports every loader module)
-
+    # No import of the package here: importing this module already ran omni_rl/data/loaders/__init__.py,
+    # which imports (and so registers) every loader module.
     try:
         return REGISTRY[name]
     except KeyError:

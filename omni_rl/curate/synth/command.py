@@ -1,19 +1,5 @@
-"""`omni-rl synth`: preference pairs without human labels (Omni-RRM's Omni-Preference pipeline).
-
-    omni-rl synth input=prompts.jsonl out_dir=outputs/synth \\
-        candidates.strong.base_url=http://127.0.0.1:8001/v1 candidates.strong.model=big \\
-        candidates.weak.base_url=http://127.0.0.1:8002/v1 candidates.weak.model=small \\
-        teacher.base_url=http://127.0.0.1:8003/v1 teacher.model=judge
-
-For each prompt (text, image, video or audio) every candidate model answers; each two candidates form
-a pair presumed (stronger, weaker) by `rank`; the teacher judges the pair in BOTH orders through the
-project's judge pipeline with a multi-criteria rationale template; agreement rules keep, flip or drop
-the pair. Steps are resumable after a kill with no duplicates: every finished call is one fsync'ed
-line in `generations.jsonl` / `judgements.jsonl`, and all outputs are rebuilt from those stores:
-`pairs.jsonl` (PreferencePair; `omni-rl data prepare loader=preference_pairs`), `sft.parquet`
-(rationale traces for recipes/sft_genrm.sh), `rejects.jsonl`, `stats.json` and `stats.md`.
-API keys come from the environment variables the config names (`*.api_key_env`), never from the config.
-"""
+"""The `omni-rl synth` command: load prompts, generate, judge both orders, apply the rules, write outputs
+(see the package docstring for the whole pipeline)."""
 
 from __future__ import annotations
 
@@ -25,10 +11,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from omni_rl.curate import synth_outputs as outputs
-from omni_rl.curate import synth_stats
-from omni_rl.curate.synth_calls import (
+from omni_rl.curate.synth import outputs
+from omni_rl.curate.synth.calls import (
     ORDERS,
+    StepStore,
     gen_key,
     generate,
     judge_key,
@@ -38,11 +24,9 @@ from omni_rl.curate.synth_calls import (
     teacher_identity,
     teacher_pipeline,
 )
-from omni_rl.curate.synth_config import SynthConfig, check_config, pair_names
-from omni_rl.curate.synth_inputs import SynthPrompt, load_prompts
-from omni_rl.curate.synth_outputs import PairOutcome
-from omni_rl.curate.synth_rules import decide
-from omni_rl.curate.synth_store import StepStore
+from omni_rl.curate.synth.config import SynthConfig, SynthPrompt, check_config, load_prompts, pair_names
+from omni_rl.curate.synth.outputs import SynthPair
+from omni_rl.curate.synth.rules import decide
 from omni_rl.judge.budget import FailureBudget, FailureBudgetExceeded
 from omni_rl.utils.aio import gather_or_cancel
 from omni_rl.utils.config import config_help, load_config
@@ -59,9 +43,9 @@ def teacher_budget(cfg: SynthConfig) -> FailureBudget:
     )  # fmt: skip
 
 
-def form_pair(p: SynthPrompt, names: tuple[str, str], gens: dict[str, dict[str, Any]]) -> PairOutcome:
+def form_pair(p: SynthPrompt, names: tuple[str, str], gens: dict[str, dict[str, Any]]) -> SynthPair:
     """A presumed pair from two candidate answers, or the reason there is none."""
-    out = PairOutcome(prompt=p, names=names)
+    out = SynthPair(prompt=p, names=names)
     a, b = (gens.get(n) or {} for n in names)
     if not (a.get("ok") and b.get("ok")):
         out.skip = "candidate_failed"
@@ -107,7 +91,7 @@ class _Runner:
         self.progress.advance(self.tasks[step])
         return rec
 
-    async def prompt(self, p: SynthPrompt) -> list[PairOutcome]:
+    async def prompt(self, p: SynthPrompt) -> list[SynthPair]:
         """Every candidate answers, then every pair is judged in both orders."""
         async with self.prompts:
             names = list(self.cfg.candidates)
@@ -126,7 +110,7 @@ class _Runner:
             "generate", self.gens, gen_key(p, name, c), lambda: generate(self.clients[name], p, name, c)
         )
 
-    async def _judge(self, o: PairOutcome) -> None:
+    async def _judge(self, o: SynthPair) -> None:
         """Both orders of one pair, then the rules."""
         assert o.pair is not None
         keys = [judge_key(o.pair, order, self.teacher_id) for order in ORDERS]
@@ -139,7 +123,7 @@ class _Runner:
         texts = {"chosen": o.pair.chosen.text, "rejected": o.pair.rejected.text}
         o.decision = decide(o.judgements["AB"], o.judgements["BA"], texts, self.cfg.rules)
 
-    async def run(self, prompts: list[SynthPrompt]) -> list[PairOutcome]:
+    async def run(self, prompts: list[SynthPrompt]) -> list[SynthPair]:
         """All prompts (bounded by `concurrency`); on any error the rest is cancelled, stores closed."""
         self.progress.update(self.tasks["generate"], total=len(prompts) * len(self.cfg.candidates))
         self.progress.update(self.tasks["judge"], total=len(prompts) * len(self.names) * len(ORDERS))
@@ -205,11 +189,11 @@ def write_outputs(
     pairs = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
     models = {n: c.model for n, c in cfg.candidates.items()} | {"teacher": cfg.teacher.model}
     stats = {
-        "steps": synth_stats.step_counts(len(prompts), len(rejects), gens, outcomes),
+        "steps": outputs.step_counts(len(prompts), len(rejects), gens, outcomes),
         "outputs": {"pairs": n_pairs, "sft_traces": len(rows), "sft_skipped": sft_skipped, "rejects": len(reject_lines)},
-        "agreement": synth_stats.agreement(outcomes),
-        **synth_stats.balance_and_lengths(pairs, rows),
-        "endpoints": synth_stats.endpoint_costs(gens, outcomes, models),
+        "agreement": outputs.agreement(outcomes),
+        **outputs.balance_and_lengths(pairs, rows),
+        "endpoints": outputs.endpoint_costs(gens, outcomes, models),
         "files": {k: str(out / f) for k, f in (("pairs", "pairs.jsonl"), ("sft", "sft.parquet"),
                                                ("rejects", "rejects.jsonl"), ("stats_md", "stats.md"))},
         "media_root": str(media_root.resolve()),
@@ -217,7 +201,7 @@ def write_outputs(
         "this_run": this_run,
     }  # fmt: skip
     (out / "stats.json").write_text(json.dumps(stats, indent=2, default=str))
-    (out / "stats.md").write_text(synth_stats.to_markdown(stats))
+    (out / "stats.md").write_text(outputs.to_markdown(stats))
     return stats
 
 

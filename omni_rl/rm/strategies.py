@@ -69,7 +69,7 @@ class PointJudge(Protocol):
 
 
 @dataclass
-class Comparison:
+class CandidateComparison:
     """A (possibly swap-debiased) comparison of a vs b and the judgments behind it."""
 
     a: int
@@ -93,7 +93,7 @@ class Selection:
     n: int
     pick: int
     fallback: bool = False
-    comparisons: list[Comparison] = field(default_factory=list)
+    comparisons: list[CandidateComparison] = field(default_factory=list)
     scores: list[float | None] | None = None
     wins: list[float] | None = None
     ties: int = 0
@@ -124,16 +124,16 @@ class Selection:
         return d
 
 
-def combine(a: int, b: int, judgments: Sequence[Judgment]) -> Comparison:
+def combine_candidate_judgments(a: int, b: int, judgments: Sequence[Judgment]) -> CandidateComparison:
     """Average P(a better) over the parsed judgments, whatever order each was shown in (the one combiner)."""
     deb = combine_orders([(OrderedJudgement(j.p_first, j.verdict), j.first == a) for j in judgments])
-    return Comparison(a=a, b=b, p_a=deb.p_x, judgments=list(judgments))
+    return CandidateComparison(a=a, b=b, p_a=deb.p_x, judgments=list(judgments))
 
 
-async def compare(judge: PairJudge, a: int, b: int, debias: bool = True) -> Comparison:
+async def compare(judge: PairJudge, a: int, b: int, debias: bool = True) -> CandidateComparison:
     """Judge a vs b once, or in both orders concurrently when `debias` (2 calls)."""
     calls = [judge.judge(a, b)] + ([judge.judge(b, a)] if debias else [])
-    return combine(a, b, await asyncio.gather(*calls))
+    return combine_candidate_judgments(a, b, await asyncio.gather(*calls))
 
 
 def _argmax_lowest(values: Sequence[float | None]) -> int | None:
@@ -166,7 +166,7 @@ async def pointwise_max(judge: PointJudge, n: int) -> Selection:
 async def knockout(judge: PairJudge, n: int, debias: bool = True) -> Selection:
     """Single-elimination bracket in index order: exactly N-1 comparisons; an odd one out gets a bye."""
     alive = list(range(n))
-    comparisons: list[Comparison] = []
+    comparisons: list[CandidateComparison] = []
     while len(alive) > 1:
         pairs = [(alive[i], alive[i + 1]) for i in range(0, len(alive) - 1, 2)]
         bye = [alive[-1]] if len(alive) % 2 else []

@@ -1,4 +1,4 @@
-"""Tiny, deterministic, offline models for tests and the CPU demo.
+"""Tiny, deterministic, offline models for `make learn`, the GPU smoke, the CPU recipe profiles and the tests.
 
 Nothing here touches a model hub: the tokenizer is trained in a second with `tokenizers`, and the
 weights are random with a fixed seed. All three models (Qwen2 text, Qwen2.5-VL, Qwen2.5-Omni thinker) load
@@ -321,7 +321,7 @@ def ensure_tiny_models(root: str | os.PathLike, kinds: tuple[str, ...] = ("text"
 
 
 def main() -> None:
-    """CLI: `python -m omni_rl.testing.tiny_models OUT_DIR` builds all three models there."""
+    """CLI: `python -m omni_rl.learn.tiny_models OUT_DIR` builds all three models there."""
     import sys
 
     out = sys.argv[1] if len(sys.argv) > 1 else ".cache/tiny-models"

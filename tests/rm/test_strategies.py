@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omni_rl.bon.strategies import (
+from omni_rl.rm.strategies import (
     CachedPairJudge,
     CachedPointJudge,
     Judgment,
     PointScore,
-    combine,
+    combine_candidate_judgments,
     knockout,
     pointwise_max,
     round_robin,
@@ -136,8 +136,8 @@ async def test_round_robin_failure_counts_as_half_a_win_each():
 
 def test_combine_maps_swapped_judgments_back_to_a():
     j = [Judgment(2, 5, "B"), Judgment(5, 2, "tie")]
-    assert combine(2, 5, j).p_a == pytest.approx(0.25)
-    assert combine(2, 5, [Judgment(2, 5, None)]).p_a is None
+    assert combine_candidate_judgments(2, 5, j).p_a == pytest.approx(0.25)
+    assert combine_candidate_judgments(2, 5, [Judgment(2, 5, None)]).p_a is None
 
 
 async def test_cached_judges_reuse_calls_across_an_n_sweep():

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from omni_rl.curate.synth_config import RulesConfig
+from omni_rl.curate.synth.config import RulesConfig
 
 ACTIONS = ("keep", "flip", "drop")
 # the order failures are reported in when both orders failed differently

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
-from omni_rl.testing.tiny_models import build_tokenizer
+from omni_rl.learn.tiny_models import build_tokenizer
 
 
 def test_tokenizer_is_deterministic_and_has_qwen_specials() -> None:
