@@ -6,7 +6,7 @@
     python scripts/gpu_smoke.py --plan [--rollout hf]   # any machine: build the inputs, compose the launches
 
 Stages, each the project's own command, all local (tiny models built here, no hub):
- 1. `prepare`: tiny Qwen2 (omni_rl.testing.tiny_models), the synthetic judge task (omni_rl.learn.synthetic),
+ 1. `prepare`: tiny Qwen2 (omni_rl.learn.tiny_models), the synthetic judge task (omni_rl.learn.synthetic),
     `omni-rl data prepare` (GenRM train/val parquet) and `omni-rl data policy-prompts` (policy parquet);
  2. `genrm_grpo`: `recipes/train_genrm.sh` for 2 GRPO steps (reward_fns/genrm.py), then `omni-rl merge`;
  3. `policy_grpo`: `omni-rl serve` of that GenRM and `recipes/align_policy.sh RM=external` for 2 GRPO steps
@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from omni_rl.learn import curves  # noqa: E402
 from omni_rl.learn.synthetic import TEMPLATE, TaskSpec, write_task  # noqa: E402
+from omni_rl.utils.procs import ServerProcess, stop_group  # noqa: E402
 
 PY = sys.executable
 STEPS = 2
@@ -122,20 +123,6 @@ class GpuMemory:
             self._thread.join(timeout=5)
 
 
-def _kill_group(proc: subprocess.Popen, grace: float = 15.0) -> None:
-    """SIGTERM the stage's process group (verl starts Ray, vLLM forks an engine), SIGKILL after `grace`."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def run(out: Path, name: str, cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> str:
     """Run a stage (cwd = repo, own process group) with its log under <out>/logs; raise with the log tail."""
     (out / "logs").mkdir(parents=True, exist_ok=True)
@@ -149,7 +136,7 @@ def run(out: Path, name: str, cmd: list[str], timeout: float, env: dict[str, str
         except subprocess.TimeoutExpired:
             rc = f"timeout after {timeout:.0f} s"
         finally:
-            _kill_group(proc)  # nothing of a stage outlives it (Ray workers, a hung trainer)
+            stop_group(proc)  # nothing of a stage outlives it (Ray workers, a hung trainer)
     log = log_path.read_text(errors="replace")
     if rc != 0:
         raise RuntimeError(f"{name} exited with {rc}; log {log_path}:\n{log[-3000:]}")
@@ -253,27 +240,17 @@ POLICY_REQUIRED = ("critic/score/mean", "reward_extra/parse_failed/mean", "timin
 POLICY_ZERO = ("reward_extra/judge_failed/mean", "reward_extra/parse_failed/mean")
 
 
-def serve_genrm(out: Path, model: Path, port: int, target: Target, timeout: float) -> subprocess.Popen:
-    """`omni-rl serve` of the merged GenRM on loopback (on a GPU, beside the policy job)."""
-    from omni_rl.testing.servers import _wait_http_ok
-
-    log_path = out / "logs" / "serve_genrm.log"
+def serve_genrm(out: Path, model: Path, port: int, target: Target, timeout: float) -> ServerProcess:
+    """`omni-rl serve` of the merged GenRM on loopback (on a GPU, beside the policy job), once healthy."""
     sizing = (
         ["gpu_memory_utilization=0.15", "extra_args=[--enforce-eager]"] if target.device == "cuda" else []
     )
     cmd = [PY, "-m", "omni_rl.cli", "serve", f"model={model}", "served_model_name=genrm", f"port={port}",
            "max_model_len=2048", "dtype=float32", *sizing]  # fmt: skip
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        _wait_http_ok(f"http://127.0.0.1:{port}/health", timeout, proc, log_path)
-    except BaseException:
-        _kill_group(proc)
-        raise
-    return proc
+    server = ServerProcess(cmd, f"http://127.0.0.1:{port}/health", out / "logs" / "serve_genrm.log", env=env,
+                           cwd=REPO, startup_timeout=timeout, name="GenRM server")  # fmt: skip
+    return server.start().wait_ready()
 
 
 def write_report(out: Path, report: dict[str, Any]) -> None:
@@ -325,7 +302,7 @@ def _policy_stage(
             log = run(out, "policy_grpo", cmd, budget.left(), env)
         finally:
             if server is not None:
-                _kill_group(server)
+                server.stop()
     stage = summarise("policy_grpo", log, mem.peak, time.monotonic() - start)
     report["stages"].append(stage)
     report["problems"] += check_stage(stage, POLICY_REQUIRED, POLICY_ZERO)

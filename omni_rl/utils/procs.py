@@ -62,6 +62,22 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def stop_group(proc: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM the process group `proc` leads (started with start_new_session), SIGKILL what is left after `grace`.
+
+    Servers and training stages alike fork helpers (vLLM's engine core, verl's Ray); killing only the leader
+    would leave them running.
+    """
+    for sig, wait_s in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and (proc.poll() is None or _group_alive(proc.pid)):
+            time.sleep(0.2)
+        if proc.poll() is not None and not _group_alive(proc.pid):
+            return
+
+
 class ServerProcess:
     """One server command run in its own session (process group), ready once `health_url` answers 200."""
 
@@ -125,14 +141,7 @@ class ServerProcess:
         """SIGTERM the whole process group (vLLM forks an engine core), SIGKILL whatever is left after `grace`."""
         proc, self.proc = self.proc, None
         if proc is not None:
-            for sig, wait_s in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, sig)
-                deadline = time.monotonic() + wait_s
-                while time.monotonic() < deadline and (proc.poll() is None or _group_alive(proc.pid)):
-                    time.sleep(0.2)
-                if proc.poll() is not None and not _group_alive(proc.pid):
-                    break
+            stop_group(proc, grace)
         if self._log is not None:
             self._log.close()
             self._log = None
