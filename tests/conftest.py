@@ -98,52 +98,106 @@ class ExternalServer:
 
 
 @pytest.fixture(scope="session")
-def vllm_server(tiny_text_model: Path) -> Iterator[VLLMServer | ExternalServer]:
-    """A real vLLM OpenAI server on 127.0.0.1 serving the tiny text model as `tiny`."""
-    url = os.environ.get("OMNI_RL_TEST_VLLM_URL")
-    if url:
-        yield ExternalServer(url, os.environ.get("OMNI_RL_TEST_VLLM_MODEL", "tiny"))
-        return
-    server = VLLMServer(model=str(tiny_text_model), served_model_name="tiny")
-    server.start()
-    print(f"\n[vllm_server] up at {server.base_url} in {server.started_in_s:.1f} s")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
 def tiny_omni_model(tiny_models: dict[str, Path]) -> Path:
     """Folder of the tiny Qwen2.5-Omni thinker + processor (built on first use only, ~5 s)."""
     return ensure_tiny_models(tiny_models["text"].parent, ("omni",))["omni"]
 
 
-def _media_server(model: Path, name: str, limits: dict[str, int]) -> Iterator[VLLMServer | ExternalServer]:
-    """A real vLLM server for a multimodal tiny model; started by the first test that asks for it.
+# the session's vLLM servers: fixture name -> (served name, tiny model key, media limits or None for text)
+SESSION_SERVERS = {
+    "vllm_server": ("tiny", "text", None),
+    "vl_server": ("tiny-vl", "vl", {"image": 4, "video": 2}),
+    "omni_server": ("tiny-omni", "omni", {"image": 2, "video": 2, "audio": 4}),
+}
 
-    OMNI_RL_TEST_<NAME>_URL (e.g. OMNI_RL_TEST_TINY_VL_URL) points at one already running with the same
-    flags (`python -m omni_rl.serve`-style, see multimodal_args), for fast local iteration.
+
+def _external(fixture: str) -> ExternalServer | None:
+    """An already running server named by the environment, for fast local iteration.
+
+    OMNI_RL_TEST_VLLM_URL (+ OMNI_RL_TEST_VLLM_MODEL) for `tiny`; OMNI_RL_TEST_<NAME>_URL (e.g.
+    OMNI_RL_TEST_TINY_VL_URL) for a media server started with the same flags (see multimodal_args).
     """
+    name = SESSION_SERVERS[fixture][0]
+    if fixture == "vllm_server":
+        url = os.environ.get("OMNI_RL_TEST_VLLM_URL")
+        return ExternalServer(url, os.environ.get("OMNI_RL_TEST_VLLM_MODEL", name)) if url else None
     url = os.environ.get(f"OMNI_RL_TEST_{name.upper().replace('-', '_')}_URL")
-    if url:
-        yield ExternalServer(url, name)
-        return
-    server = VLLMServer(model=str(model), served_model_name=name, extra_args=multimodal_args(limits))
-    server.start()
-    print(f"\n[{name}] up at {server.base_url} in {server.started_in_s:.1f} s")
-    yield server
-    server.stop()
+    return ExternalServer(url, name) if url else None
+
+
+class ServerPool:
+    """The session's vLLM servers, all launched at once when the first one is asked for, so their ~50 s
+    start-ups overlap instead of adding up; each fixture then waits only for its own server."""
+
+    def __init__(self, needed: set[str], tiny_dir: Path) -> None:
+        self.needed, self.tiny_dir = needed, tiny_dir
+        self.servers: dict[str, VLLMServer] = {}
+
+    def _launch_all(self) -> None:
+        for fixture in sorted(self.needed - set(self.servers)):
+            if _external(fixture) is not None:
+                continue
+            name, key, limits = SESSION_SERVERS[fixture]
+            model = ensure_tiny_models(self.tiny_dir, (key,))[key]
+            extra = multimodal_args(limits) if limits else []
+            server = VLLMServer(model=str(model), served_model_name=name, extra_args=extra)
+            server.launch()
+            self.servers[fixture] = server
+
+    def get(self, fixture: str) -> VLLMServer | ExternalServer:
+        """This fixture's server once healthy (launching every needed one on the first call)."""
+        external = _external(fixture)
+        if external is not None:
+            return external
+        self.needed.add(fixture)
+        self._launch_all()
+        server = self.servers[fixture]
+        assert server.process is not None
+        server.process.wait_ready()
+        print(
+            f"\n[{fixture}] {server.served_model_name} up at {server.base_url} in {server.started_in_s:.1f} s"
+        )
+        return server
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Remember which session servers the selected tests use (after -m/-k deselection)."""
+    session.config.stash[_NEEDED] = {
+        f for item in session.items for f in SESSION_SERVERS if f in getattr(item, "fixturenames", ())
+    }
+
+
+_NEEDED = pytest.StashKey[set]()
 
 
 @pytest.fixture(scope="session")
-def vl_server(tiny_vl_model: Path) -> Iterator[VLLMServer]:
+def server_pool(request: pytest.FixtureRequest, tiny_models: dict[str, Path]) -> Iterator[ServerPool]:
+    """Launches, on first use, every session vLLM server the selected tests need."""
+    pool = ServerPool(set(request.config.stash.get(_NEEDED, set())), tiny_models["text"].parent)
+    yield pool
+    pool.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(server_pool: ServerPool) -> VLLMServer | ExternalServer:
+    """A real vLLM OpenAI server on 127.0.0.1 serving the tiny text model as `tiny`."""
+    return server_pool.get("vllm_server")
+
+
+@pytest.fixture(scope="session")
+def vl_server(server_pool: ServerPool) -> VLLMServer | ExternalServer:
     """Real vLLM serving the tiny Qwen2.5-VL as `tiny-vl` (images, videos as 4 frames); session-wide."""
-    yield from _media_server(tiny_vl_model, "tiny-vl", {"image": 4, "video": 2})
+    return server_pool.get("vl_server")
 
 
 @pytest.fixture(scope="session")
-def omni_server(tiny_omni_model: Path) -> Iterator[VLLMServer]:
+def omni_server(server_pool: ServerPool) -> VLLMServer | ExternalServer:
     """Real vLLM serving the tiny Qwen2.5-Omni thinker as `tiny-omni` (audio, images, video); session-wide."""
-    yield from _media_server(tiny_omni_model, "tiny-omni", {"image": 2, "video": 2, "audio": 4})
+    return server_pool.get("omni_server")
 
 
 @pytest.fixture(scope="session")
