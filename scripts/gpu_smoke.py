@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from omni_rl.learn import curves  # noqa: E402
 from omni_rl.learn.synthetic import TEMPLATE, TaskSpec, write_task  # noqa: E402
-from omni_rl.utils.procs import ServerProcess, stop_group  # noqa: E402
+from omni_rl.utils.procs import ServerProcess, free_port, stop_group  # noqa: E402
 
 PY = sys.executable
 STEPS = 2
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rollout", choices=["vllm", "hf"], help="cuda: vllm (default) | hf (no vLLM); cpu: hf")
     ap.add_argument("--plan", action="store_true", help="no GPU needed: build inputs, compose the launches")
     ap.add_argument("--budget-s", type=float, help="the whole run's time budget (default: per target)")
-    ap.add_argument("--port", type=int, default=8011, help="loopback port of the GenRM server")
+    ap.add_argument("--port", type=int, default=0, help="loopback port of the GenRM server (0: a free one)")
     args = ap.parse_args(argv)
     rollout = args.rollout or ("vllm" if args.device == "cuda" else "hf")
     target = TARGETS.get((args.device, rollout))
@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     if why:
         print(f"[gpu-smoke] {why}")
         return 2
-    report = smoke(out, target, args.budget_s or target.budget_s, args.port)
+    report = smoke(out, target, args.budget_s or target.budget_s, args.port or free_port())
     print((out / "report.md").read_text())
     return 0 if report["status"] == "ok" else 1
 

