@@ -43,9 +43,10 @@ PY = sys.executable
 class Preset:
     """Sizes of one chain run."""
 
-    # with a right teacher verl's SFT learns the format by ~60 steps and the content at ~275-325; a 0.8 teacher
-    # stayed content-blind for 500. The chain stops SFT half-way (275: held-out accuracy 0.55, 0.74 without
-    # ties, no tie verdicts) so GenRM GRPO has something to teach; 400 SFT steps alone reach 1.0 (slow test)
+    # with a right teacher verl's SFT learns the format by ~60 steps; the content came at ~275-325 in one
+    # session's runs (the committed full run: 275 steps, held-out accuracy 0.55, 0.74 without ties, no tie
+    # verdicts) but not by 400-500 steps in five later runs (benchmarks/results/test_suite/sft_content_runs.md):
+    # a sudden jump that does not come reliably. A 0.8 teacher stayed content-blind for 500.
     sft_steps: int = 275
     grpo_steps: int = 40
     policy_steps: int = 16
@@ -58,9 +59,6 @@ class Preset:
     stage_timeout_s: int = 2400  # GenRM GRPO's 40 steps of 512 samples take ~18 min on 2 cores
     last_stage: str = "bon"  # sft | genrm_grpo (quick: eval/policy/BoN have their own tests) | bon
     grpo_overrides: tuple[str, ...] = ()  # extra Hydra overrides for the GenRM GRPO run (after the profile's)
-    # GenRM GRPO starts from the SFT checkpoint of this step instead of the last one (SFT also saves it), so one
-    # SFT run gives both a half-trained judge for GRPO and the fully trained one for the content probe
-    grpo_from_sft_step: int | None = None
     # the judge fails to parse more of the policy's off-distribution samples than of held-out pairs (~27 % of
     # the calls in a group win-rate window vs 0.5 %): past the default 25 % the reward stops the job, so the
     # chain raises it, counted per step in the report ("parse failed"), rather than stopping or hiding it
@@ -70,8 +68,8 @@ class Preset:
 PRESETS = {
     "full": Preset(),
     # enough SFT for the format (valid verdicts ~0.85 after 32 steps), then two GRPO steps: valid verdicts,
-    # label matches, rewards that vary. Same train split as `full`, so `--sft-steps 400 --until sft` is SFT on
-    # the full preset's data run to the end (the slow test of the content: held-out accuracy >= 0.9)
+    # label matches, rewards that vary. Same train split as `full` (`--sft-steps N --until sft` runs SFT alone
+    # on the full preset's data)
     "quick": Preset(sft_steps=30, grpo_steps=2, policy_steps=1, n_heldout=12, n_policy=8,
                     bon_prompts=2, bon_n=2, stage_timeout_s=900, last_stage="genrm_grpo",
                     grpo_overrides=("data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=8")),
@@ -188,10 +186,9 @@ class Chain:
     def sft(self, d: dict[str, Path]) -> Path:
         """Cold-start SFT with verl's SFT trainer on CPU, then `omni-rl merge`."""
         ckpt = self.out / "ckpt" / "sft"
-        save = [f"trainer.save_freq={self.p.grpo_from_sft_step}"] if self.p.grpo_from_sft_step else []
         log = self.run("sft", ["bash", "recipes/sft_genrm.sh", f"data.train_files={d['task'] / 'sft' / 'train.parquet'}",
                                f"model.path={d['base']}", f"trainer.default_local_dir={ckpt}",
-                               f"trainer.total_training_steps={self.p.sft_steps}", *save],
+                               f"trainer.total_training_steps={self.p.sft_steps}"],
                        env={"PROFILE": "cpu_sft", "NPROC": "1"})  # fmt: skip
         loss = curves.curve(curves.step_metrics(log), "train/loss")
         self.report["results"]["sft"] = {"loss": loss, "loss_trend": curves.trend(loss)}
@@ -203,19 +200,6 @@ class Chain:
         )
         return merged
 
-    def grpo_start(self, sft_model: Path) -> Path:
-        """The model GenRM GRPO starts from: the last SFT step, or the preset's earlier saved step (probed too)."""
-        step = self.p.grpo_from_sft_step
-        if not step:
-            return sft_model
-        merged = self.merge(f"sft_step{step}", self.out / "ckpt" / "sft" / f"global_step_{step}")
-        self.report["results"]["sft"]["grpo_start"] = {
-            "step": step,
-            "probe_heldout": verdict_accuracy(merged, self.out / "task" / "pairs_heldout.jsonl"),
-        }
-        self.save()
-        return merged
-
     def merge(self, name: str, ckpt: Path) -> Path:
         target = self.out / "models" / name
         self.run(
@@ -224,9 +208,8 @@ class Chain:
         return target
 
     def grpo(self, sft_model: Path) -> Path:
-        """GenRM GRPO with verl's main_ppo on CPU from the SFT model (or its earlier step, see grpo_start)."""
+        """GenRM GRPO with verl's main_ppo on CPU from the SFT model."""
         ckpt, dumps = self.out / "ckpt" / "genrm_grpo", self.out / "rollouts" / "genrm_grpo"
-        sft_model = self.grpo_start(sft_model)
         n = self.p.grpo_steps
         log = self.run("genrm_grpo", ["bash", "recipes/train_genrm.sh",
                                       f"data.train_files={self.out / 'genrm_data' / 'train.parquet'}",
@@ -423,8 +406,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grpo-steps", type=int, help="override the preset's GenRM GRPO steps")
     ap.add_argument("--policy-steps", type=int, help="override the preset's policy GRPO steps")
     ap.add_argument("--teacher-accuracy", type=float, help="override the SFT teacher's accuracy")
-    ap.add_argument("--grpo-from-sft-step", type=int,
-                    help="SFT also saves this step; GenRM GRPO starts from it (the last SFT step is probed too)")  # fmt: skip
     ap.add_argument("--grpo-override", action="append", default=[], metavar="KEY=VALUE",
                     help="extra Hydra override for the GenRM GRPO run (repeatable)")  # fmt: skip
     ap.add_argument(
@@ -435,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.until:
         PRESETS[args.preset] = replace(PRESETS[args.preset], last_stage=args.until)
-    for key in ("sft_steps", "grpo_steps", "policy_steps", "teacher_accuracy", "grpo_from_sft_step"):
+    for key in ("sft_steps", "grpo_steps", "policy_steps", "teacher_accuracy"):
         if getattr(args, key) is not None:
             PRESETS[args.preset] = replace(PRESETS[args.preset], **{key: getattr(args, key)})
     if args.grpo_override:
