@@ -3,7 +3,7 @@
 # for the full suite, because a suite that ran nothing proves nothing.
 #
 # Two pytest-xdist workers (PYTEST_WORKERS=N to change, 0 for none): much of the suite waits on servers and
-# verl's Ray workers, so a second worker fills the idle core. `--dist loadgroup` with the groups set in
+# verl's Ray workers, so a second worker fills the idle core. `--dist loadscope` with the scheduler in
 # tests/conftest.py: the session's vLLM servers and Ray head live on one worker (started once), every other
 # test module is one unit (its module-scoped verl runs happen once).
 # One OpenMP thread per process: with several torch processes per core (workers, verl's Ray actors, servers)
@@ -15,7 +15,7 @@ export PYTHONUNBUFFERED=1
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 WORKERS="${PYTEST_WORKERS:-2}"
 XDIST=()
-if [[ "$WORKERS" != 0 ]]; then XDIST=(-n "$WORKERS" --dist loadgroup); fi
+if [[ "$WORKERS" != 0 ]]; then XDIST=(-n "$WORKERS" --dist loadscope); fi
 .venv/bin/python -m pytest -ra --durations=25 ${XDIST[@]+"${XDIST[@]}"} "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then echo "[test] pytest collected no tests (exit 5)" >&2; fi

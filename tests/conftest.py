@@ -6,8 +6,10 @@ from the test process to a non-loopback address.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,21 +176,66 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 _NEEDED = pytest.StashKey[set]()
 
 # fixtures that start a machine-wide resource once per session (per xdist worker): their tests share one worker
-SHARED_SESSION_FIXTURES = {*SESSION_SERVERS, "server_pool", "ray_head", "ray_cluster"}
+SHARED_SESSION_FIXTURES = (
+    "vllm_server",
+    "vl_server",
+    "omni_server",
+    "server_pool",
+    "ray_head",
+    "ray_cluster",
+)
+_SHARED_NAME = re.compile(r"\b(" + "|".join(SHARED_SESSION_FIXTURES) + r")\b")
+SERVERS_GROUP = "session-servers"
+
+
+@functools.cache
+def uses_shared_fixtures(module_path: str) -> bool:
+    """Whether a test module needs a session server or the Ray head: it names one, or uses a fixture of its
+    folder's conftest.py that takes one. Read from the source, because xdist's controller, which schedules,
+    never collects; pytest_collection_modifyitems checks it against each worker's real fixture closure."""
+    path = REPO_ROOT / module_path
+    src = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if _SHARED_NAME.search(src):
+        return True
+    conftest = path.parent / "conftest.py"
+    if path.parent == REPO_ROOT / "tests" or not conftest.is_file():
+        return False
+    for name, params in re.findall(r"def (\w+)\(([^)]*)\)", conftest.read_text(encoding="utf-8")):
+        if _SHARED_NAME.search(params) and re.search(rf"\b{name}\b", src):
+            return True
+    return False
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`make test` (-n 2 --dist loadscope): each module is one unit (its module-scoped verl runs happen once),
+    and every module that uses a session server or the Ray head is one unit too, so one worker starts them once."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesAndServers(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return SERVERS_GROUP if uses_shared_fixtures(module) else module
+
+    return ModulesAndServers(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under `pytest -n N --dist loadgroup` (make test): one worker owns the session's servers and Ray head,
-    so they start once; every other module is one unit (its module-scoped fixtures, e.g. a verl run that
-    several tests check, run once), spread over the workers."""
-    shared = {
-        item.module.__name__
-        for item in items
-        if item.module and SHARED_SESSION_FIXTURES & set(item.fixturenames)
-    }
-    for item in items:
-        module = item.module.__name__ if item.module else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group("session-servers" if module in shared else module))
+    """Fail loudly if the scheduler's source reading missed a test that needs a shared session fixture."""
+    missed = sorted(
+        {
+            item.nodeid.split("::", 1)[0]
+            for item in items
+            if set(SHARED_SESSION_FIXTURES) & set(item.fixturenames)
+            and not uses_shared_fixtures(item.nodeid.split("::", 1)[0])
+        }
+    )
+    if missed:
+        raise pytest.UsageError(
+            f"{missed} use a session server or the Ray head through a fixture tests/conftest.py does not see: "
+            "name the fixture in the module, or teach uses_shared_fixtures() the indirection"
+        )
 
 
 @pytest.fixture(scope="session")
