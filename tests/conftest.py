@@ -10,7 +10,9 @@ import functools
 import ipaddress
 import os
 import re
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -265,12 +267,18 @@ def omni_server(server_pool: ServerPool) -> VLLMServer | ExternalServer:
 
 
 @pytest.fixture(scope="session")
-def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
-    """A real local Ray head (2 CPUs, job API on 127.0.0.1) shared by the whole session."""
-    head = RayHead(num_cpus=2, temp_dir=str(tmp_path_factory.mktemp("ray")))
+def ray_head() -> Iterator[RayHead]:
+    """A real local Ray head (2 CPUs, job API on 127.0.0.1) shared by the whole session.
+
+    Its temp dir is short and directly under /tmp: Ray's socket paths must fit AF_UNIX's 107 bytes, which
+    pytest's basetemp under an xdist worker (`.../pytest-N/popen-gw0/ray0/session_<date>/sockets/...`) exceeds.
+    """
+    temp = tempfile.mkdtemp(prefix="orl-ray-")
+    head = RayHead(num_cpus=2, temp_dir=temp)
     head.start()
     yield head
     head.stop()
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
