@@ -168,15 +168,6 @@ class ServerPool:
             server.stop()
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Remember which session servers the selected tests use (after -m/-k deselection)."""
-    session.config.stash[_NEEDED] = {
-        f for item in session.items for f in SESSION_SERVERS if f in getattr(item, "fixturenames", ())
-    }
-
-
-_NEEDED = pytest.StashKey[set]()
-
 # fixtures that start a machine-wide resource once per session (per xdist worker): their tests share one worker
 SHARED_SESSION_FIXTURES = (
     "vllm_server",
@@ -242,8 +233,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def server_pool(request: pytest.FixtureRequest, tiny_models: dict[str, Path]) -> Iterator[ServerPool]:
-    """Launches, on first use, every session vLLM server the selected tests need."""
-    pool = ServerPool(set(request.config.stash.get(_NEEDED, set())), tiny_models["text"].parent)
+    """Launches, on first use, every session vLLM server the selected tests (after -m/-k) need."""
+    needed = {f for item in request.session.items for f in SESSION_SERVERS if f in item.fixturenames}
+    pool = ServerPool(needed, tiny_models["text"].parent)
     yield pool
     pool.stop()
 

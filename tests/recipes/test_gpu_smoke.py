@@ -5,7 +5,6 @@ no-vLLM `--rollout hf` variant) compose with verl's config, its budget and SIGTE
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from omni_rl.testing.verl_env import recipe_env
+from omni_rl.testing.verl_env import plugin_free_env, recipe_env
 from omni_rl.testing.verl_runs import check_merged, check_rollouts, check_steps
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,17 +22,12 @@ sys.path.insert(0, str(REPO / "scripts"))
 import gpu_smoke  # noqa: E402
 
 
-def _smoke_env() -> dict[str, str]:
-    """The caller's environment without verl plug-in settings (the recipes pick their own)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
-
-
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     """`bash scripts/gpu_smoke.sh --device cpu`: the whole smoke on CPU, run once for the module."""
     out = tmp_path_factory.mktemp("gpu-smoke-cpu")
     proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_smoke.sh"), "--device", "cpu", "--out", str(out)],
-                          cwd=REPO, env=_smoke_env(), capture_output=True, text=True, timeout=1700)  # fmt: skip
+                          cwd=REPO, env=plugin_free_env(), capture_output=True, text=True, timeout=1700)  # fmt: skip
     return out, proc
 
 
@@ -132,7 +126,7 @@ def test_gpu_hf_profile_loads_only_the_rollout_plugin() -> None:
     """PROFILE=gpu_tiny,gpu_hf adds the rollout plug-in but never the CPU platform (verl stays on CUDA)."""
     script = f'source {REPO / "recipes" / "lib.sh"}; use_cpu_profile; echo "$VERL_USE_EXTERNAL_MODULES|${{VERL_PLATFORM:-}}"'
     env = {
-        **_smoke_env(),
+        **plugin_free_env(),
         "HERE": str(REPO / "recipes"),
         "PROFILE": "gpu_tiny,gpu_hf",
         "VERL_USE_EXTERNAL_MODULES": "omni_rl.rl",
@@ -148,7 +142,7 @@ def test_gpu_hf_profile_loads_only_the_rollout_plugin() -> None:
 def test_sigterm_ends_the_running_stage_and_still_writes_the_report(tmp_path: Path) -> None:
     """An outer `timeout` (SIGTERM) mid-stage: the stage's process group dies and the report says why."""
     proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "gpu_smoke.py"), "--device", "cpu", "--out",
-                             str(tmp_path)], cwd=REPO, env=_smoke_env(), stdout=subprocess.PIPE,
+                             str(tmp_path)], cwd=REPO, env=plugin_free_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 300
     while not (tmp_path / "logs" / "genrm_grpo.log").exists() and time.monotonic() < deadline:
