@@ -49,6 +49,9 @@ BENCHES = (
           r"median raw .*"),
     Bench("bon_sweep_reuse", "bench_bon_sweep_reuse.py", ("--prompts", "2", "--rounds", "1", "{flag_server}"),
           True, r"ratio fresh/shared: .*"),
+    Bench("preflight", "bench_preflight.py", ("--rounds", "2"), False, r"pre-flight speed-up .*"),
+    Bench("omp_threads", "bench_omp_threads.py", ("--steps", "30"), False, r"SFT step speed-up .*",
+          timeout_s=1200),
     Bench("learn_chain", "learn_chain.py", ("--preset", "quick", "--out", str(OUT / "learn")), False,
           r"\[learn\] report: .*", timeout_s=2400),
 )  # fmt: skip
