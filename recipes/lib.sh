@@ -36,10 +36,6 @@ use_cpu_profile() {  # a cpu_* profile loads omni_rl.cpu in every verl process: 
   [[ ",${PROFILE:-}" == *,cpu_* ]] || return 0
   export VERL_PLATFORM=cpu
   add_verl_module omni_rl.cpu.plugin
-  # One OpenMP thread per verl process: Ray gives each worker OMP_NUM_THREADS = its logical CPUs (3 for verl's
-  # placement bundles) and several workers share the machine's real cores, so torch's threads spin against each
-  # other; verl's SFT step on 2 cores measured 1.2-2.1 s with 2 threads, 0.45 s with 1 (benchmarks/results/test_suite).
-  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 }
 
 preflight() {

@@ -13,7 +13,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/lib.sh"  # PYTHON (the project venv), PROFILE_ARGS
 NPROC="${NPROC:-8}"
-use_cpu_profile  # PROFILE=cpu_*: omni_rl.cpu in the trainer (CPU platform, gloo), one OpenMP thread
+use_cpu_profile  # PROFILE=cpu_*: omni_rl.cpu in the trainer (CPU platform, gloo)
 SFT=(-m verl.trainer.sft_trainer --config-path="$HERE/config" --config-name=genrm_sft ${PROFILE_ARGS[@]+"${PROFILE_ARGS[@]}"})
 if [[ " $* " == *" --cfg "* ]]; then exec "$PYTHON" "${SFT[@]}" "$@"; fi  # config printing: no process group
 exec "$PYTHON" -m torch.distributed.run --standalone --nnodes=1 --nproc_per_node="$NPROC" "${SFT[@]}" "$@"

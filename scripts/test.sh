@@ -6,8 +6,10 @@
 # verl's Ray workers, so a second worker fills the idle core. `--dist loadscope` with the scheduler in
 # tests/conftest.py: the session's vLLM servers and Ray head live on one worker (started once), every other
 # test module is one unit (its module-scoped verl runs happen once).
-# One OpenMP thread per process: with several torch processes per core (workers, verl's Ray actors, servers)
-# more threads only spin against each other (verl's SFT step: 1.2-2.1 s with 2 threads, 0.45 s with 1).
+# One OpenMP thread per process: with two workers (and verl's Ray actors, servers) sharing 2 cores, more threads
+# only spin against each other. benchmarks/bench_omp_threads.py, verl's SFT step beside one busy process:
+# 2.75 s with 2 threads, 0.47 s with 1 (5.9x); on a quiet machine 2 threads win (0.38 vs 0.48 s), so the
+# recipes themselves leave OMP_NUM_THREADS alone.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 RAY_USAGE_STATS_ENABLED=0
